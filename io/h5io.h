@@ -1,0 +1,173 @@
+/* h5io.h — attrib's HDF5 files: datasets, models, results.
+ *
+ * Model of use
+ * ------------
+ * Dataset files (written by `attrib import`, read by every rank):
+ *   /<split>/images  (N, H, W) or (N, D) float32, values in [0, 1],
+ *                    chunked by rows, shuffle+deflate
+ *   /<split>/labels  (N) int32
+ *   root attrs: format = "attrib-dataset", format_version = 1,
+ *               source (text), class_names (list of strings)
+ * Each rank opens the file read-only and reads only the row hyperslabs it
+ * needs (h5_reader_read). h5_dataset_mean streams a split in blocks and sums
+ * in float64 in row order, so it is the same on every rank.
+ *
+ * Model files (written by `attrib train` / tools, read by `attrib run|eval`):
+ *   /architecture/layers   compound table, one row per layer:
+ *                          {index int32, kind string, in_features int32,
+ *                           out_features int32, bias int32}
+ *   /state_dict/layers.<i>.weight (O, I) float32, .bias (O) float32
+ *   root attrs: format = "attrib-model", format_version = 1,
+ *               input_shape (int64 list), n_classes, content_sha256,
+ *               plus free-form provenance attributes (training settings,
+ *               accuracy...) as strings or numbers.
+ * content_sha256 is SHA-256 over: for each layer in order, the line
+ * "<index> <kind> <in> <out> <bias>\n"; then for each parameter tensor in
+ * state-dict order, the name, a NUL, and its float32 bytes (little endian).
+ * h5_model_load recomputes it and refuses a file whose hash differs.
+ *
+ * Results files are written collectively by all ranks with parallel HDF5
+ * (h5_results_*). Writes go to a temporary path; the caller renames it into
+ * place after a successful close, so a failed run leaves no results file.
+ *
+ * Every function that touches a file returns 0 or an AT_* code with err
+ * filled, naming the file and dataset ("data/x.h5: dataset /test/images:
+ * expected float32 (N, H, W) or (N, D), found int8 (10)"). HDF5's own error
+ * stack printing is switched off (h5io_quiet) so users see our messages.
+ */
+#ifndef ATTRIB_H5IO_H
+#define ATTRIB_H5IO_H
+
+#include <mpi.h>
+#include <stdint.h>
+
+#include "core.h"
+#include "engine.h"
+
+#define H5IO_MAX_DIMS 4
+#define H5IO_MAX_CLASSES 1024
+
+/* Switch off HDF5's automatic error printing (call once at start). */
+void h5io_quiet(void);
+
+/* ---- datasets ---------------------------------------------------------- */
+
+typedef struct {
+    int64_t n_rows;
+    int n_feat_dims;                    /* 1 (D) or 2 (H, W) */
+    int64_t feat_shape[H5IO_MAX_DIMS];  /* feature shape without N */
+    int64_t n_features;                 /* product of feat_shape */
+    int n_classes;                      /* len(class_names), or max label+1 */
+    int32_t label_min, label_max;       /* not filled by probe (0, 0) */
+} h5_dataset_info;
+
+typedef struct h5_reader h5_reader;
+
+/* Open <path> read-only and check /<split>/images and /<split>/labels.
+ * Returns 0 or AT_EUSER naming what is missing or has the wrong type/shape. */
+int h5_reader_open(h5_reader **r, const char *path, const char *split,
+                   h5_dataset_info *info, at_err *err);
+/* Rows [r0, r1): x (r1-r0, n_features) float32; labels (r1-r0) if not NULL. */
+int h5_reader_read(h5_reader *r, int64_t r0, int64_t r1, float *x,
+                   int32_t *labels, at_err *err);
+void h5_reader_close(h5_reader *r);
+
+/* Per-feature mean over a whole split, float64, streamed in row order. */
+int h5_dataset_mean(const char *path, const char *split, double *mean,
+                    int64_t n_features, at_err *err);
+
+/* Class names from the dataset root attribute class_names (n <= cap);
+ * returns the count, 0 when absent. names[i] are malloc'd; caller frees. */
+int h5_dataset_class_names(const char *path, char **names, int cap);
+
+/* Convert Debian's dataset-fashion-mnist idx files (gzip) in src_dir into an
+ * attrib dataset file at out_path (written to out_path.tmp, renamed). */
+int h5_import_fashion_mnist(const char *src_dir, const char *out_path,
+                            at_err *err);
+
+/* ---- models ------------------------------------------------------------ */
+
+typedef struct {
+    int n_input_dims;
+    int64_t input_shape[H5IO_MAX_DIMS];
+    int n_classes;
+    char sha256[65];
+} h5_model_info;
+
+/* A provenance attribute to store on the model file's root. */
+typedef struct {
+    const char *name;
+    const char *text; /* string value, or NULL for the number */
+    double number;
+} h5_attr;
+
+/* Write m (architecture, weights, content hash, attrs) to path via a .tmp
+ * file and rename. info->sha256 is filled. */
+int h5_model_save(const char *path, const eng_model *m, h5_model_info *info,
+                  const h5_attr *attrs, int n_attrs, at_err *err);
+/* Load a model file: builds m (eng_model_init) and fills its params; checks
+ * the content hash. Errors name the file and the dataset or layer. */
+int h5_model_load(const char *path, eng_model *m, h5_model_info *info,
+                  at_err *err);
+/* The content hash of m as described above (hex, 65 bytes). */
+void h5_model_hash(const eng_model *m, char out[65]);
+
+/* ---- results (parallel, collective) ----------------------------------- */
+
+typedef enum {
+    H5IO_F32 = 1,
+    H5IO_F64,
+    H5IO_I32,
+    H5IO_I64,
+} h5io_type;
+
+typedef struct h5_results h5_results;
+
+/* Collective over comm: create path (truncating). Returns 0 or AT_EIO. */
+int h5_results_create(h5_results **out, const char *path, MPI_Comm comm,
+                      at_err *err);
+
+/* Collective: a 1-D dimension-scale dataset /<name> of n values (every rank
+ * passes the same values; rank 0's are written). Its name is the dimension
+ * name xarray shows. */
+int h5_results_scale(h5_results *r, const char *name, h5io_type type, int64_t n,
+                     const void *values, const char *description, at_err *err);
+
+/* Collective: a chunked dataset at path (intermediate groups created).
+ * dims[0] is the row axis; chunks are (chunk_rows, dims[1..]). compression
+ * 0 = none, else shuffle + deflate(level). dim_scales[i] names the scale
+ * dataset (created by h5_results_scale) attached to axis i. */
+int h5_results_dataset(h5_results *r, const char *path, h5io_type type,
+                       int ndims, const int64_t *dims,
+                       const char *const *dim_scales, int64_t chunk_rows,
+                       int compression, const char *description, at_err *err);
+
+/* Collective: each rank writes n_ranges row ranges [row0[k], row0[k]+nrows[k])
+ * of the dataset at path from buf, which holds those rows back to back in
+ * the dataset's type. A rank with nothing to write passes n_ranges = 0. */
+int h5_results_write_rows(h5_results *r, const char *path, int n_ranges,
+                          const int64_t *row0, const int64_t *nrows,
+                          const void *buf, at_err *err);
+
+/* Collective: attributes on an object ("/" for the root, or a group or
+ * dataset path). Groups are created on demand. */
+int h5_results_attr_str(h5_results *r, const char *obj, const char *name,
+                        const char *value, at_err *err);
+int h5_results_attr_f64(h5_results *r, const char *obj, const char *name,
+                        double value, at_err *err);
+int h5_results_attr_i64(h5_results *r, const char *obj, const char *name,
+                        int64_t value, at_err *err);
+int h5_results_attr_f64v(h5_results *r, const char *obj, const char *name,
+                         const double *values, int n, at_err *err);
+
+/* Collective: close. Returns 0 or AT_EIO. Always frees r. */
+int h5_results_close(h5_results *r, at_err *err);
+
+/* ---- serial logits file (attrib eval -o) ------------------------------ */
+
+/* /logits (N, C) float32, /labels (N) int32, /index (N) int64 with
+ * dimension scales /sample and /class. */
+int h5_write_logits(const char *path, const float *logits, const int32_t *labels,
+                    int64_t row0, int64_t n, int n_classes, at_err *err);
+
+#endif

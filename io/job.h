@@ -1,0 +1,160 @@
+/* job.h — job files: YAML text -> typed, validated job.
+ *
+ * Model of use
+ * ------------
+ * Rank 0 reads the job file's text (job_read_file), every rank parses the
+ * same text with the same --set overrides (job_parse), so all ranks fail or
+ * go on together. job_parse checks everything that can be checked without
+ * opening data/model files: YAML syntax (errors give file:line:column),
+ * unknown keys (a typo never silently becomes a default), types, ranges,
+ * allowed values, cross-field rules. Every error message names the file, the
+ * line and the field path (e.g. "jobs/x.yaml:7: methods[0].n_steps: expected
+ * an integer >= 1, got 'fifty'") and the code is AT_EUSER.
+ *
+ * `--set section.key=value` overrides are applied to the parsed YAML before
+ * validation; methods are addressed by list index or by name:
+ * "methods.0.n_steps=64" or "methods.ig.n_steps=64". The value is parsed as a
+ * YAML scalar or flow collection ("[256, 128]").
+ *
+ * job_emit_yaml writes the effective job (all defaults filled in), which is
+ * stored in every output file and is itself a valid job file.
+ *
+ * The schema is one table (job_schema_fields); docs/jobs.md is tested
+ * against it so the documentation cannot drift.
+ *
+ * This module knows the *shape* of a job, not how methods compute.
+ */
+#ifndef ATTRIB_JOB_H
+#define ATTRIB_JOB_H
+
+#include <stdint.h>
+
+#include "core.h"
+
+#define JOB_PATH_MAX 1024
+#define JOB_NAME_MAX 64
+#define JOB_MAX_METHODS 32
+#define JOB_MAX_HIDDEN 16
+
+typedef enum {
+    JOB_METHOD_SALIENCY = 1,
+    JOB_METHOD_INPUT_X_GRADIENT,
+    JOB_METHOD_INTEGRATED_GRADIENTS,
+} job_method_kind;
+
+typedef enum {
+    JOB_QUAD_RIEMANN_LEFT = 1,
+    JOB_QUAD_RIEMANN_RIGHT,
+    JOB_QUAD_RIEMANN_MIDDLE,
+    JOB_QUAD_RIEMANN_TRAPEZOID,
+    JOB_QUAD_GAUSS_LEGENDRE,
+} job_quadrature;
+
+typedef enum {
+    JOB_BASELINE_ZERO = 1,
+    JOB_BASELINE_CONSTANT,
+    JOB_BASELINE_MEAN, /* per-feature mean over a split of the dataset */
+} job_baseline;
+
+typedef enum {
+    JOB_TARGET_PREDICTED = 1, /* argmax of the model's logits on x */
+    JOB_TARGET_LABEL,         /* the dataset's label */
+    JOB_TARGET_CLASS,         /* a fixed class index, target_class */
+} job_target;
+
+typedef enum {
+    JOB_SCHED_STATIC = 1,
+} job_scheduler;
+
+typedef struct {
+    char name[JOB_NAME_MAX];  /* unique, [A-Za-z0-9_-]+ */
+    job_method_kind kind;
+    job_target target;
+    int target_class;         /* JOB_TARGET_CLASS only */
+    /* integrated_gradients */
+    int n_steps;              /* >= 1 (>= 2 for riemann_trapezoid) */
+    job_quadrature quadrature;
+    job_baseline baseline;
+    double baseline_value;    /* JOB_BASELINE_CONSTANT */
+    char baseline_split[JOB_NAME_MAX]; /* JOB_BASELINE_MEAN */
+    /* saliency */
+    int abs_value;            /* 1 = |gradient| (default) */
+} job_method;
+
+typedef struct {
+    char source_path[JOB_PATH_MAX]; /* the job file, "" for none */
+
+    /* data */
+    char data_path[JOB_PATH_MAX];
+    char data_split[JOB_NAME_MAX];  /* default "test" */
+    int64_t row_start, row_end;     /* [start, end); end = -1: to the end */
+
+    /* model */
+    char model_path[JOB_PATH_MAX];
+    int n_hidden;                   /* train: hidden layer widths */
+    int hidden[JOB_MAX_HIDDEN];
+
+    /* methods */
+    int n_methods;
+    job_method methods[JOB_MAX_METHODS];
+
+    /* run */
+    job_scheduler scheduler;
+    int block_rows;      /* rows per work unit, >= 1, default 64 */
+    int step_block;      /* grid columns per unit, 0 = all (default) */
+    uint64_t seed;
+    int blas_threads;    /* >= 1, default 1 */
+    double progress_interval; /* seconds between plain progress lines */
+
+    /* train */
+    int has_train;
+    int epochs;
+    int batch_size;
+    double lr, momentum, weight_decay;
+    uint64_t train_seed;
+    char eval_split[JOB_NAME_MAX]; /* "" = no evaluation */
+
+    /* output */
+    char output_path[JOB_PATH_MAX];
+    int compression;     /* deflate level 0..9, default 4 */
+    int overwrite;       /* replace an existing output file */
+} job;
+
+/* What the job is for: decides which sections are required. */
+typedef enum {
+    JOB_PURPOSE_RUN = 1,   /* needs data, model.path, methods, output */
+    JOB_PURPOSE_TRAIN,     /* needs data, model.path, model.hidden, train */
+    JOB_PURPOSE_ANY,       /* validate whatever is present */
+} job_purpose;
+
+/* Read a whole file into a NUL-terminated buffer (caller frees).
+ * Returns 0, or AT_EUSER naming the path when it cannot be read. */
+int job_read_file(const char *path, char **text, at_err *err);
+
+/* Parse and validate. source names the file in messages. overrides: n_sets
+ * strings "path.to.key=value". Relative paths in the job are kept as written
+ * (they are relative to the working directory, like every CLI path). */
+int job_parse(const char *text, const char *source, const char *const *overrides,
+              int n_sets, job_purpose purpose, job *out, at_err *err);
+
+/* The effective job as YAML (every field, defaults filled in). Caller frees. */
+char *job_emit_yaml(const job *j);
+
+/* Names for enum values, as written in job files. */
+const char *job_method_kind_name(job_method_kind k);
+const char *job_quadrature_name(job_quadrature q);
+const char *job_baseline_name(job_baseline b);
+const char *job_scheduler_name(job_scheduler s);
+/* "predicted", "label" or the class number as text; buf >= 16 bytes. */
+const char *job_target_name(const job_method *m, char *buf, size_t cap);
+
+/* The schema as data, for docs and their test. */
+typedef struct {
+    const char *path;    /* "data.path", "methods[].n_steps", ... */
+    const char *type;    /* "string", "integer", "number", "boolean", "enum", "list" */
+    const char *deflt;   /* default as text, "required" or "—" */
+    const char *doc;     /* one line */
+} job_field_doc;
+const job_field_doc *job_schema_fields(int *n);
+
+#endif
