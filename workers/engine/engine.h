@@ -19,10 +19,10 @@
  *   eng_model_backward(&m, &ws, dlogits, n, dx, dparams);      // dx (n,D)
  *
  * Dimension letters: N batch rows, D model input features, C classes (model
- * outputs), I/O a layer's in/out features.
+ * outputs), IC/OC a layer's in/out features.
  *
- * Parameter layout: for layer i of kind LINEAR, weight (O, I) row-major at
- * params + layers[i].w_off, then bias (O) at params + layers[i].b_off.
+ * Parameter layout: for layer i of kind LINEAR, weight (OC, IC) row-major at
+ * params + layers[i].w_off, then bias (OC) at params + layers[i].b_off.
  * State-dict names are "layers.<i>.weight" and "layers.<i>.bias", i the index
  * in the layer sequence, as PyTorch names nn.Sequential children stored in an
  * attribute called `layers`.
@@ -109,15 +109,18 @@ const float *eng_model_forward(const eng_model *m, eng_workspace *ws,
 void eng_model_backward(const eng_model *m, eng_workspace *ws, const float *x,
                         const float *dlogits, int N, float *dx, float *dparams);
 
+/* Number of BLAS threads the engine uses (default: OpenBLAS's own). */
+void eng_set_threads(int n);
+
 /* ---- ops (forward/backward pairs) ---------------------------------- */
 
-/* out (N, O) = in (N, I) @ w^T (O, I) + b (O or NULL). */
+/* out (N, OC) = in (N, IC) @ w^T (OC, IC) + b (OC or NULL). */
 void eng_linear_forward(float *out, const float *in, const float *w,
-                        const float *b, int N, int I, int O);
-/* din (N, I) += dout @ w; dw (O, I) += dout^T @ in; db (O) += sum_n dout.
+                        const float *b, int N, int IC, int OC);
+/* din (N, IC) += dout @ w; dw (OC, IC) += dout^T @ in; db (OC) += sum_n dout.
  * Any of din, dw, db may be NULL. */
 void eng_linear_backward(float *din, float *dw, float *db, const float *dout,
-                         const float *in, const float *w, int N, int I, int O);
+                         const float *in, const float *w, int N, int IC, int OC);
 void eng_relu_forward(float *out, const float *in, size_t n);
 /* din += dout * (in > 0). */
 void eng_relu_backward(float *din, const float *dout, const float *in, size_t n);

@@ -1,0 +1,99 @@
+/* main.c — the attrib command line. See pipeline.h. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "h5io.h"
+#include "pipeline.h"
+
+static const char *USAGE =
+    "attrib " ATTRIB_VERSION " — attribution scores for neural networks at cluster scale\n"
+    "\n"
+    "usage: attrib COMMAND [ARGS]\n"
+    "\n"
+    "commands:\n"
+    "  run JOB.yaml [-o OUT.h5] [--set k=v]... [--dry-run]\n"
+    "                        compute the job's attributions (1 process or mpirun -n N;\n"
+    "                        the results are the same bytes for any N)\n"
+    "  validate JOB.yaml [--set k=v]...\n"
+    "                        check a job file (and its data and model files) without running\n"
+    "  train JOB.yaml [--set k=v]...\n"
+    "                        train a model with the engine and write a model file\n"
+    "  eval --model M.h5 --data D.h5 [--split test] [--rows A:B] [-o LOGITS.h5]\n"
+    "                        accuracy and loss of a model on a dataset split\n"
+    "  import fashion-mnist --out D.h5 [--from DIR]\n"
+    "                        convert Debian's dataset-fashion-mnist into an attrib dataset\n"
+    "\n"
+    "options:\n"
+    "  --help                show help (also: attrib COMMAND --help)\n"
+    "  --version             print the version\n"
+    "\n"
+    "exit codes: 0 done; 2 bad job, input or command line; 3 I/O or system failure;\n"
+    "            4 internal error.\n"
+    "docs: README.md, docs/jobs.md (job fields), docs/format.md (HDF5 layouts).\n";
+
+void cli_error(const at_err *err) {
+    fprintf(stderr, "attrib: error: %s\n", err->msg);
+    fflush(stderr);
+}
+
+int cli_parse_job_args(int argc, char **argv, int allow_out, cli_job_args *a,
+                       at_err *err) {
+    memset(a, 0, sizeof *a);
+    for (int i = 0; i < argc; i++) {
+        const char *s = argv[i];
+        if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0) {
+            a->help = 1;
+        } else if (strcmp(s, "--dry-run") == 0) {
+            a->dry_run = 1;
+        } else if (strcmp(s, "--set") == 0 || strncmp(s, "--set=", 6) == 0) {
+            const char *v = s[5] == '=' ? s + 6 : (i + 1 < argc ? argv[++i] : NULL);
+            if (!v)
+                return at_err_set(err, AT_EUSER, "--set needs a value: --set section.key=value");
+            if (!strchr(v, '='))
+                return at_err_set(err, AT_EUSER,
+                                  "--set %s: expected section.key=value (e.g. --set run.block_rows=32)", v);
+            if (a->n_sets >= (int)(sizeof a->sets / sizeof a->sets[0]))
+                return at_err_set(err, AT_EUSER, "too many --set options (at most %d)",
+                                  (int)(sizeof a->sets / sizeof a->sets[0]));
+            a->sets[a->n_sets++] = v;
+        } else if (allow_out && (strcmp(s, "-o") == 0 || strcmp(s, "--output") == 0)) {
+            if (i + 1 >= argc) return at_err_set(err, AT_EUSER, "%s needs a file name", s);
+            a->out_path = argv[++i];
+        } else if (s[0] == '-' && s[1] != '\0') {
+            return at_err_set(err, AT_EUSER, "unknown option '%s' (see --help)", s);
+        } else if (!a->job_path) {
+            a->job_path = s;
+        } else {
+            return at_err_set(err, AT_EUSER, "unexpected argument '%s' (one job file only)", s);
+        }
+    }
+    if (!a->help && !a->job_path)
+        return at_err_set(err, AT_EUSER, "missing job file (usage: attrib COMMAND JOB.yaml)");
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    at_elapsed();
+    h5io_quiet();
+    if (argc < 2) {
+        fputs(USAGE, stderr);
+        return AT_EUSER;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(USAGE, stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+        printf("attrib %s\n", ATTRIB_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "run") == 0) return cmd_run(argc - 2, argv + 2);
+    if (strcmp(cmd, "validate") == 0) return cmd_validate(argc - 2, argv + 2);
+    if (strcmp(cmd, "train") == 0) return cmd_train(argc - 2, argv + 2);
+    if (strcmp(cmd, "eval") == 0) return cmd_eval(argc - 2, argv + 2);
+    if (strcmp(cmd, "import") == 0) return cmd_import(argc - 2, argv + 2);
+    fprintf(stderr, "attrib: error: unknown command '%s'\n\n%s", cmd, USAGE);
+    return AT_EUSER;
+}

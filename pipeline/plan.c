@@ -1,0 +1,116 @@
+/* plan.c — job -> work units. See pipeline.h. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "pipeline.h"
+
+void plan_method_spec(const job_method *jm, mth_spec *out) {
+    memset(out, 0, sizeof *out);
+    switch (jm->kind) {
+    case JOB_METHOD_SALIENCY: out->kind = MTH_SALIENCY; break;
+    case JOB_METHOD_INPUT_X_GRADIENT: out->kind = MTH_INPUT_X_GRADIENT; break;
+    case JOB_METHOD_INTEGRATED_GRADIENTS: out->kind = MTH_INTEGRATED_GRADIENTS; break;
+    }
+    switch (jm->quadrature) {
+    case JOB_QUAD_RIEMANN_LEFT: out->quadrature = MTH_QUAD_RIEMANN_LEFT; break;
+    case JOB_QUAD_RIEMANN_RIGHT: out->quadrature = MTH_QUAD_RIEMANN_RIGHT; break;
+    case JOB_QUAD_RIEMANN_MIDDLE: out->quadrature = MTH_QUAD_RIEMANN_MIDDLE; break;
+    case JOB_QUAD_RIEMANN_TRAPEZOID: out->quadrature = MTH_QUAD_RIEMANN_TRAPEZOID; break;
+    case JOB_QUAD_GAUSS_LEGENDRE: out->quadrature = MTH_QUAD_GAUSS_LEGENDRE; break;
+    }
+    out->abs_value = jm->abs_value;
+    out->n_steps = jm->n_steps;
+}
+
+int plan_build(plan *p, const job *j, int64_t row_start, int64_t n_rows,
+               int64_t n_features, int64_t n_classes, at_err *err) {
+    memset(p, 0, sizeof *p);
+    p->n_methods = j->n_methods;
+    p->row_start = row_start;
+    p->n_rows = n_rows;
+    p->block_rows = j->block_rows;
+    p->n_features = n_features;
+    p->n_classes = n_classes;
+    p->n_rb = (n_rows + j->block_rows - 1) / j->block_rows;
+    for (int m = 0; m < j->n_methods; m++) {
+        plan_method_spec(&j->methods[m], &p->specs[m]);
+        if (mth_plan(&p->specs[m], err))
+            return at_err_set(err, AT_EUSER, "methods[%d] (%s): cannot plan", m,
+                              j->methods[m].name);
+        int cols = p->specs[m].n_cols;
+        int step = j->step_block > 0 && j->step_block < cols ? j->step_block : cols;
+        p->col_step[m] = step;
+        p->n_cb[m] = (cols + step - 1) / step;
+        p->n_units += p->n_rb * p->n_cb[m];
+    }
+    p->units = at_malloc((size_t)(p->n_units ? p->n_units : 1) * sizeof(plan_unit), "plan units");
+    p->costs = at_malloc((size_t)(p->n_units ? p->n_units : 1) * sizeof(double), "plan costs");
+    int64_t u = 0;
+    for (int m = 0; m < j->n_methods; m++) {
+        int cols = p->specs[m].n_cols, step = p->col_step[m];
+        for (int64_t rb = 0; rb < p->n_rb; rb++) {
+            int64_t row0 = rb * j->block_rows;
+            int nrows = (int)(n_rows - row0 < j->block_rows ? n_rows - row0 : j->block_rows);
+            for (int cb = 0; cb < p->n_cb[m]; cb++) {
+                plan_unit *U = &p->units[u];
+                U->method = m;
+                U->rb = rb;
+                U->row0 = row0;
+                U->nrows = nrows;
+                U->cb = cb;
+                U->c0 = cb * step;
+                U->c1 = U->c0 + step < cols ? U->c0 + step : cols;
+                /* Cost in engine rows (forward + backward of one input). */
+                p->costs[u] = (double)nrows * (U->c1 - U->c0);
+                u++;
+            }
+        }
+    }
+    return 0;
+}
+
+void plan_free(plan *p) {
+    for (int m = 0; m < p->n_methods; m++) mth_spec_free(&p->specs[m]);
+    free(p->units);
+    free(p->costs);
+    memset(p, 0, sizeof *p);
+}
+
+int64_t plan_first_unit(const plan *p, int method, int64_t rb) {
+    int64_t u = 0;
+    for (int m = 0; m < method; m++) u += p->n_rb * p->n_cb[m];
+    return u + rb * p->n_cb[method];
+}
+
+void plan_print(FILE *f, const plan *p, const job *j, int n_ranks) {
+    double passes = 0.0;
+    for (int64_t u = 0; u < p->n_units; u++) passes += p->costs[u];
+    /* Output: per method scores (N, D) float32 + per-sample vectors; plus
+     * samples (labels, predictions, logits). Uncompressed upper bound. */
+    double bytes = (double)p->n_rows * (8.0 + 4 + 4 + 4.0 * p->n_classes);
+    fprintf(f, "plan: %lld rows of split '%s' (rows %lld:%lld), %lld features, %lld classes\n",
+            (long long)p->n_rows, j->data_split, (long long)p->row_start,
+            (long long)(p->row_start + p->n_rows), (long long)p->n_features,
+            (long long)p->n_classes);
+    fprintf(f, "      %lld row blocks of %d rows; %lld work units on %d rank%s (scheduler %s)\n",
+            (long long)p->n_rb, p->block_rows, (long long)p->n_units, n_ranks,
+            n_ranks == 1 ? "" : "s", job_scheduler_name(j->scheduler));
+    for (int m = 0; m < p->n_methods; m++) {
+        const job_method *jm = &j->methods[m];
+        double mp = (double)p->n_rows * p->specs[m].n_cols;
+        bytes += (double)p->n_rows * p->n_features * 4.0 + p->n_rows * 4.0;
+        if (mth_has_delta(&p->specs[m])) bytes += p->n_rows * 8.0;
+        if (jm->kind == JOB_METHOD_INTEGRATED_GRADIENTS)
+            fprintf(f, "  method %-12s %-22s %d steps (%s), baseline %s: %d column block%s, %.0f forward+backward passes\n",
+                    jm->name, job_method_kind_name(jm->kind), jm->n_steps,
+                    job_quadrature_name(jm->quadrature), job_baseline_name(jm->baseline),
+                    p->n_cb[m], p->n_cb[m] == 1 ? "" : "s", mp);
+        else
+            fprintf(f, "  method %-12s %-22s %.0f forward+backward passes\n", jm->name,
+                    job_method_kind_name(jm->kind), mp);
+    }
+    char hb[32];
+    at_human_bytes(bytes, hb, sizeof hb);
+    fprintf(f, "total: %.0f forward+backward passes (%.0f per rank); output at most %s before compression -> %s\n",
+            passes, passes / n_ranks, hb, j->output_path);
+}
