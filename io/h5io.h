@@ -12,11 +12,19 @@
  * needs (h5_reader_read). h5_dataset_mean streams a split in blocks and sums
  * in float64 in row order, so it is the same on every rank.
  *
+ * Images may be stored as any float type and labels as any integer type;
+ * both are converted on read (to float32 and int32).
+ *
  * Model files (written by `attrib train` / tools, read by `attrib run|eval`):
  *   /architecture/layers   compound table, one row per layer:
  *                          {index int32, kind string, in_features int32,
  *                           out_features int32, bias int32}
+ *                          kind is a variable-length UTF-8 string ("linear",
+ *                          "relu"; h5py returns it as bytes inside the
+ *                          compound); a fixed-length kind of < 32 bytes is
+ *                          also accepted on load.
  *   /state_dict/layers.<i>.weight (O, I) float32, .bias (O) float32
+ *                          (contiguous, little endian; RELU has none)
  *   root attrs: format = "attrib-model", format_version = 1,
  *               input_shape (int64 list), n_classes, content_sha256,
  *               plus free-form provenance attributes (training settings,
@@ -24,11 +32,28 @@
  * content_sha256 is SHA-256 over: for each layer in order, the line
  * "<index> <kind> <in> <out> <bias>\n"; then for each parameter tensor in
  * state-dict order, the name, a NUL, and its float32 bytes (little endian).
- * h5_model_load recomputes it and refuses a file whose hash differs.
+ * h5_model_load recomputes it and refuses a file whose hash differs; it
+ * also refuses missing, misshapen or unexpected tensors, naming them.
  *
  * Results files are written collectively by all ranks with parallel HDF5
  * (h5_results_*). Writes go to a temporary path; the caller renames it into
  * place after a successful close, so a failed run leaves no results file.
+ * Dimension scales live at the root (/sample, /feature, ...) and may be
+ * attached to datasets in any group: netCDF-4 readers see a dimension in
+ * the group that holds it and in every group below, so xarray (engines
+ * h5netcdf and netcdf4) names the dims of a group's variables. Scales kept
+ * inside one group would be invisible to datasets outside it (h5netcdf
+ * raises KeyError, netcdf4 cannot open the file at all). Opening a group
+ * gives named dims without coordinate values; take those from the root:
+ *   root = xr.open_dataset(p, engine="h5netcdf")
+ *   ig = xr.open_dataset(p, engine="h5netcdf", group="attributions/ig")
+ *   ig = ig.assign_coords(sample=root["sample"], feature=root["feature"])
+ * Every h5_results_* call is collective and all ranks return the same code
+ * (a rank that did not fail itself says "another rank failed").
+ *
+ * Files written whole by one process (dataset import, models, logits) go to
+ * <path>.tmp, are closed, fsync'd and renamed; missing parent directories
+ * are created.
  *
  * Every function that touches a file returns 0 or an AT_* code with err
  * filled, naming the file and dataset ("data/x.h5: dataset /test/images:
@@ -64,7 +89,9 @@ typedef struct {
 typedef struct h5_reader h5_reader;
 
 /* Open <path> read-only and check /<split>/images and /<split>/labels.
- * Returns 0 or AT_EUSER naming what is missing or has the wrong type/shape. */
+ * Returns 0 or AT_EUSER naming what is missing or has the wrong type/shape.
+ * Without a class_names attribute, n_classes is max label + 1, found by
+ * reading all labels (a negative label is an error). */
 int h5_reader_open(h5_reader **r, const char *path, const char *split,
                    h5_dataset_info *info, at_err *err);
 /* Rows [r0, r1): x (r1-r0, n_features) float32; labels (r1-r0) if not NULL. */
@@ -76,8 +103,9 @@ void h5_reader_close(h5_reader *r);
 int h5_dataset_mean(const char *path, const char *split, double *mean,
                     int64_t n_features, at_err *err);
 
-/* Class names from the dataset root attribute class_names (n <= cap);
- * returns the count, 0 when absent. names[i] are malloc'd; caller frees. */
+/* Class names from the dataset root attribute class_names; returns the
+ * count stored in names (at most cap), 0 when absent or unreadable.
+ * names[i] are malloc'd; caller frees. */
 int h5_dataset_class_names(const char *path, char **names, int cap);
 
 /* Convert Debian's dataset-fashion-mnist idx files (gzip) in src_dir into an
@@ -102,11 +130,16 @@ typedef struct {
 } h5_attr;
 
 /* Write m (architecture, weights, content hash, attrs) to path via a .tmp
- * file and rename. info->sha256 is filled. */
+ * file and rename. info is in/out: the caller sets n_input_dims and
+ * input_shape (their product must be m->in_features; n_input_dims = 0
+ * means (D)); n_classes and sha256 are filled. attrs must not reuse the
+ * reserved names format, format_version, input_shape, n_classes,
+ * content_sha256 (AT_CHECK). */
 int h5_model_save(const char *path, const eng_model *m, h5_model_info *info,
                   const h5_attr *attrs, int n_attrs, at_err *err);
 /* Load a model file: builds m (eng_model_init) and fills its params; checks
- * the content hash. Errors name the file and the dataset or layer. */
+ * the content hash. Errors name the file and the dataset or layer. On
+ * failure m is left zeroed (nothing to free). info may be NULL. */
 int h5_model_load(const char *path, eng_model *m, h5_model_info *info,
                   at_err *err);
 /* The content hash of m as described above (hex, 65 bytes). */
@@ -134,9 +167,13 @@ int h5_results_scale(h5_results *r, const char *name, h5io_type type, int64_t n,
                      const void *values, const char *description, at_err *err);
 
 /* Collective: a chunked dataset at path (intermediate groups created).
- * dims[0] is the row axis; chunks are (chunk_rows, dims[1..]). compression
- * 0 = none, else shuffle + deflate(level). dim_scales[i] names the scale
- * dataset (created by h5_results_scale) attached to axis i. */
+ * dims[0] is the row axis; chunks are (chunk_rows, dims[1..]) with
+ * chunk_rows clipped to [1, dims[0]]. compression 0 = none, else shuffle +
+ * deflate(level). dim_scales[i] names the scale dataset (created by
+ * h5_results_scale, same length as axis i) attached to axis i; dim_scales
+ * or an entry may be NULL, but xarray needs a scale on every axis. Unwritten
+ * float elements read as NaN, integers as 0. A dataset with a zero-length
+ * axis is stored contiguous and unfiltered. */
 int h5_results_dataset(h5_results *r, const char *path, h5io_type type,
                        int ndims, const int64_t *dims,
                        const char *const *dim_scales, int64_t chunk_rows,
@@ -144,7 +181,9 @@ int h5_results_dataset(h5_results *r, const char *path, h5io_type type,
 
 /* Collective: each rank writes n_ranges row ranges [row0[k], row0[k]+nrows[k])
  * of the dataset at path from buf, which holds those rows back to back in
- * the dataset's type. A rank with nothing to write passes n_ranges = 0. */
+ * the dataset's type. A rank with nothing to write passes n_ranges = 0.
+ * Ranges may come in any order (buf follows that order); they must lie in
+ * the dataset and not overlap (AT_CHECK). */
 int h5_results_write_rows(h5_results *r, const char *path, int n_ranges,
                           const int64_t *row0, const int64_t *nrows,
                           const void *buf, at_err *err);
@@ -160,13 +199,15 @@ int h5_results_attr_i64(h5_results *r, const char *obj, const char *name,
 int h5_results_attr_f64v(h5_results *r, const char *obj, const char *name,
                          const double *values, int n, at_err *err);
 
-/* Collective: close. Returns 0 or AT_EIO. Always frees r. */
+/* Collective: close. Returns 0 or AT_EIO (AT_EINTERNAL if an HDF5 handle
+ * inside the file was left open, a bug). Always frees r. */
 int h5_results_close(h5_results *r, at_err *err);
 
 /* ---- serial logits file (attrib eval -o) ------------------------------ */
 
-/* /logits (N, C) float32, /labels (N) int32, /index (N) int64 with
- * dimension scales /sample and /class. */
+/* /logits (N, C) float32, /labels (N) int32 (skipped when labels is NULL),
+ * /index (N) int64 = row0 .. row0+N-1, with dimension scales /sample (the
+ * same row indices) and /class (0 .. C-1); written via path.tmp. */
 int h5_write_logits(const char *path, const float *logits, const int32_t *labels,
                     int64_t row0, int64_t n, int n_classes, at_err *err);
 

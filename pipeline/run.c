@@ -127,14 +127,20 @@ static int prepare(run_ctx *c, const cli_job_args *a, at_err *err) {
     if (c->rank == 0) job_read_file(a->job_path, &text, err);
     if (agree(c, err)) return AT_EUSER;
     bcast_string(c, &text);
-    job_parse(text, a->job_path, a->sets, a->n_sets, JOB_PURPOSE_RUN, &c->j, err);
-    free(text);
-    if (!err->code && a->out_path) {
-        if (strlen(a->out_path) >= JOB_PATH_MAX)
-            at_err_set(err, AT_EUSER, "-o %s: path too long", a->out_path);
-        else
-            snprintf(c->j.output_path, JOB_PATH_MAX, "%s", a->out_path);
+    /* -o OUT is one more override, output.path=OUT, applied last. */
+    const char *sets[258];
+    int n_sets = a->n_sets;
+    memcpy(sets, a->sets, (size_t)n_sets * sizeof *sets);
+    char *out_set = NULL;
+    if (a->out_path) {
+        size_t len = strlen(a->out_path) + 16;
+        out_set = at_malloc(len, "-o override");
+        snprintf(out_set, len, "output.path=%s", a->out_path);
+        sets[n_sets++] = out_set;
     }
+    job_parse(text, a->job_path, sets, n_sets, JOB_PURPOSE_RUN, &c->j, err);
+    free(text);
+    free(out_set);
     int rc = agree(c, err);
     if (rc) return rc;
     job *j = &c->j;
