@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 pkgs=(gcc make cmake pkg-config libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools
       libopenblas-dev liblapacke-dev libyaml-dev zlib1g-dev dataset-fashion-mnist)
 if [[ "${1:-}" == "--tests" ]]; then
-  pkgs+=(python3 python3-h5py python3-numpy python3-torch python3-xarray python3-h5netcdf)
+  pkgs+=(python3 python3-h5py python3-numpy python3-pandas python3-torch python3-xarray
+         python3-h5netcdf python3-netcdf4)
 fi
 
 missing=()
@@ -22,7 +23,7 @@ if (( ${#missing[@]} )); then
   [[ $(id -u) -ne 0 ]] && sudo_cmd=(sudo)
   "${sudo_cmd[@]}" apt-get -o DPkg::Lock::Timeout=600 update -q
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get -o DPkg::Lock::Timeout=600 \
-    install -y -q --no-install-recommends "${missing[@]}"
+    install -y -q "${missing[@]}"
 fi
 
 cmake_args=(-S . -B build -DCMAKE_BUILD_TYPE=Release)

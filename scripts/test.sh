@@ -1,8 +1,21 @@
 #!/usr/bin/env bash
 # Set everything up (packages for the tests too), build, run the whole ctest
 # suite. This is what CI runs (.ci/run).
+#
+# With CI=true (or --sanitize) the whole suite first runs once more in an
+# AddressSanitizer + UBSan build (build-asan/), warnings as errors; then the
+# release build's suite runs, and its summary line is the last one printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --tests
+
+if [[ "${CI:-}" == "true" || "${1:-}" == "--sanitize" ]]; then
+  echo "test: AddressSanitizer + UBSan build of the whole suite (build-asan/)"
+  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DATTRIB_SANITIZE=ON -DATTRIB_WERROR=ON \
+    > build-asan.log 2>&1 || { cat build-asan.log; exit 1; }
+  cmake --build build-asan -j "$(nproc)" >> build-asan.log 2>&1 || { cat build-asan.log; exit 1; }
+  (cd build-asan && ctest --output-on-failure -j 2 --timeout 900)
+fi
+
 cd build
 ctest --output-on-failure -j 2 --timeout 900

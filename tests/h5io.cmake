@@ -16,15 +16,6 @@ endif()
 
 # parallel: collective results files at 1, 2 and 3 ranks
 set(H5IO_MPI_ENV "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMPI_MCA_mpi_yield_when_idle=1;OPENBLAS_NUM_THREADS=1")
-if(ATTRIB_SANITIZE)
-  # OpenMPI's plugins leak at exit; their stacks only resolve with the slow
-  # unwinder, and then these suppressions hide them (and nothing of ours).
-  file(WRITE ${CMAKE_CURRENT_BINARY_DIR}/lsan_openmpi.supp
-    "leak:libmpi.so\nleak:libopen-pal.so\nleak:libopen-rte.so\nleak:libpmix.so\n"
-    "leak:libhwloc.so\nleak:libevent\nleak:libcurl.so\nleak:libopenblas\n")
-  list(APPEND H5IO_MPI_ENV "ASAN_OPTIONS=fast_unwind_on_malloc=0"
-    "LSAN_OPTIONS=suppressions=${CMAKE_CURRENT_BINARY_DIR}/lsan_openmpi.supp,print_suppressions=0")
-endif()
 add_executable(test_h5results test_h5results.c)
 target_link_libraries(test_h5results PRIVATE attrib_io)
 foreach(n 1 2 3)

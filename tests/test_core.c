@@ -8,16 +8,7 @@
 #include "core.h"
 #include "scheduler.h"
 
-static int failures = 0;
-#define EXPECT(cond, ...)                                        \
-    do {                                                         \
-        if (!(cond)) {                                           \
-            failures++;                                          \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-            fprintf(stderr, __VA_ARGS__);                        \
-            fprintf(stderr, "\n");                               \
-        }                                                        \
-    } while (0)
+#include "check.h"
 
 static void test_philox(void) {
     /* Known-answer vectors of Random123's philox4x32_10. */
@@ -126,10 +117,5 @@ int main(void) {
     test_rng();
     test_sha256();
     test_static_scheduler();
-    if (failures) {
-        fprintf(stderr, "test_core: %d failure(s)\n", failures);
-        return 1;
-    }
-    printf("test_core: all checks passed\n");
-    return 0;
+    return check_report("test_core");
 }

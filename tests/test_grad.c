@@ -14,17 +14,7 @@
 #include "core.h"
 #include "engine.h"
 
-static int failures = 0;
-
-#define EXPECT(cond, ...)                                        \
-    do {                                                         \
-        if (!(cond)) {                                           \
-            failures++;                                          \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-            fprintf(stderr, __VA_ARGS__);                        \
-            fprintf(stderr, "\n");                               \
-        }                                                        \
-    } while (0)
+#include "check.h"
 
 static double urand(uint64_t k) { return 2.0 * at_rng_uniform_f64(7, 99, k, 0) - 1.0; }
 
@@ -296,10 +286,5 @@ int main(void) {
     test_model();
     test_sgd();
     test_train_deterministic();
-    if (failures) {
-        fprintf(stderr, "test_grad: %d failure(s)\n", failures);
-        return 1;
-    }
-    printf("test_grad: all checks passed\n");
-    return 0;
+    return check_report("test_grad");
 }

@@ -11,16 +11,7 @@
 #include "engine.h"
 #include "methods.h"
 
-static int failures = 0;
-#define EXPECT(cond, ...)                                        \
-    do {                                                         \
-        if (!(cond)) {                                           \
-            failures++;                                          \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-            fprintf(stderr, __VA_ARGS__);                        \
-            fprintf(stderr, "\n");                               \
-        }                                                        \
-    } while (0)
+#include "check.h"
 
 static const mth_quadrature RULES[] = {MTH_QUAD_RIEMANN_LEFT, MTH_QUAD_RIEMANN_RIGHT,
                                        MTH_QUAD_RIEMANN_MIDDLE, MTH_QUAD_RIEMANN_TRAPEZOID,
@@ -178,10 +169,5 @@ int main(void) {
     test_quadrature();
     test_linear_model();
     test_completeness();
-    if (failures) {
-        fprintf(stderr, "test_methods: %d failure(s)\n", failures);
-        return 1;
-    }
-    printf("test_methods: all checks passed\n");
-    return 0;
+    return check_report("test_methods");
 }
