@@ -104,4 +104,9 @@ int cli_parse_job_args(int argc, char **argv, int allow_out, cli_job_args *a,
 /* Print an error the way users see it: "attrib: error: ..." on stderr. */
 void cli_error(const at_err *err);
 
+/* `attrib validate` of a job with a train section and no methods: checks it
+ * as a training job (purpose TRAIN, its splits open). *is_train = 0 when the
+ * job is not one; then nothing is printed and 0 is returned. */
+int train_validate(const cli_job_args *a, int *is_train, at_err *err);
+
 #endif

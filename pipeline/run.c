@@ -785,6 +785,16 @@ static int run_main(int argc, char **argv, int validate_only) {
         return 0;
     }
     eng_set_threads(1);
+    if (validate_only) { /* a training job is checked as one */
+        int is_train = 0;
+        if (c.rank == 0) rc = train_validate(&a, &is_train, &err);
+        MPI_Bcast(&is_train, 1, MPI_INT, 0, c.comm);
+        MPI_Bcast(&rc, 1, MPI_INT, 0, c.comm);
+        if (is_train) {
+            if (rc && c.rank == 0) cli_error(&err);
+            goto out;
+        }
+    }
     rc = prepare(&c, &a, &err);
     if (rc) goto out;
     eng_set_threads(c.j.blas_threads);

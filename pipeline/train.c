@@ -36,6 +36,37 @@ static int read_split(const char *path, const char *split, int64_t r0, int64_t r
     return err->code;
 }
 
+/* `attrib validate` of a training job (a `train` section and no methods):
+ * the job, the training split and the evaluation split. Returns 0, or the
+ * error code with err filled; *is_train says whether this was one. */
+int train_validate(const cli_job_args *a, int *is_train, at_err *err) {
+    char *text = NULL;
+    job j;
+    *is_train = 0;
+    if (job_read_file(a->job_path, &text, err)) return err->code;
+    at_err probe = {0};
+    if (job_parse(text, a->job_path, a->sets, a->n_sets, JOB_PURPOSE_ANY, &j, &probe) ||
+        !j.has_train || j.n_methods > 0) {
+        free(text);
+        return 0; /* not a training job: validate it as a run job */
+    }
+    *is_train = 1;
+    job_parse(text, a->job_path, a->sets, a->n_sets, JOB_PURPOSE_TRAIN, &j, err);
+    free(text);
+    const char *splits[2] = {j.data_split, j.eval_split};
+    for (int k = 0; k < 2 && !err->code; k++) {
+        if (!splits[k][0]) continue;
+        h5_reader *rd = NULL;
+        h5_dataset_info info;
+        if (h5_reader_open(&rd, j.data_path, splits[k], &info, err) == 0) h5_reader_close(rd);
+    }
+    if (!err->code)
+        printf("%s: training job is valid: MLP with %d hidden layer(s) on %s split '%s', "
+               "%d epochs, writes %s\n",
+               a->job_path, j.n_hidden, j.data_path, j.data_split, j.epochs, j.model_path);
+    return err->code;
+}
+
 static int train_main(const cli_job_args *a, at_err *err) {
     char *text = NULL;
     job j;

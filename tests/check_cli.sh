@@ -27,6 +27,10 @@ expect "no command" 2 "usage: attrib COMMAND" -- "$A"
 expect "unknown command" 2 "unknown command 'frobnicate'" -- "$A" frobnicate
 expect "validate quickstart" 0 "job is valid" -- "$A" validate "$SRC/jobs/quickstart.yaml" "${SETS[@]}" \
   --set "output.path=$W/never.h5"
+expect "validate a training job" 0 "training job is valid: MLP with 2 hidden" -- \
+  "$A" validate "$SRC/jobs/train_mlp.yaml" --set "data.path=$DATA" --set "model.path=$W/m.h5"
+expect "validate a training job with a missing split" 2 "no split 'dev'" -- \
+  "$A" validate "$SRC/jobs/train_mlp.yaml" --set "data.path=$DATA" --set train.eval_split=dev
 expect "dry-run prints the plan" 0 "16 row blocks of 64 rows; 32 work units" -- \
   "$A" run "$SRC/jobs/quickstart.yaml" "${SETS[@]}" -o "$W/dry.h5" --dry-run
 [[ -e "$W/dry.h5" || -e "$W/never.h5" ]] && { echo "FAIL dry-run/validate wrote a results file"; fail=1; }
