@@ -301,9 +301,9 @@ typedef struct {
     int64_t filled;              /* rows so far */
 } method_out;
 
+/* The samples' own data for the rows this rank owns; its row ranges are
+ * method 0's (mo[0].row0, mo[0].nrows), since the same rank owns both. */
 typedef struct {
-    int n_ranges;
-    int64_t *row0, *nrows;
     int32_t *label, *pred;
     float *logits;
     int64_t filled;
@@ -529,9 +529,6 @@ static int compute(run_ctx *c, method_out *mo, samples_out *so, uint8_t *block_h
                 memcpy(so->logits + (size_t)so->filled * C, b.logits,
                        (size_t)b.nrows * C * sizeof(float));
                 for (int r = 0; r < b.nrows; r++) st->correct += b.pred[r] == b.label[r];
-                so->row0[so->n_ranges] = rb * BR;
-                so->nrows[so->n_ranges] = b.nrows;
-                so->n_ranges++;
                 so->filled += b.nrows;
                 at_sha256 h;
                 at_sha256_init(&h);
@@ -610,9 +607,10 @@ static int write_results(run_ctx *c, const char *tmp_path, method_out *mo,
                        "argmax of the model's logits", err);
     h5_results_dataset(r, "/samples/logits", H5IO_F32, 2, dnc, sc_dims, br, z,
                        "model logits on the sample", err);
-    h5_results_write_rows(r, "/samples/label", so->n_ranges, so->row0, so->nrows, so->label, err);
-    h5_results_write_rows(r, "/samples/predicted", so->n_ranges, so->row0, so->nrows, so->pred, err);
-    h5_results_write_rows(r, "/samples/logits", so->n_ranges, so->row0, so->nrows, so->logits, err);
+    const method_out *m0 = &mo[0];
+    h5_results_write_rows(r, "/samples/label", m0->n_ranges, m0->row0, m0->nrows, so->label, err);
+    h5_results_write_rows(r, "/samples/predicted", m0->n_ranges, m0->row0, m0->nrows, so->pred, err);
+    h5_results_write_rows(r, "/samples/logits", m0->n_ranges, m0->row0, m0->nrows, so->logits, err);
 
     /* attributions */
     int64_t sdims[1 + H5IO_MAX_DIMS];
@@ -824,8 +822,6 @@ static int run_main(int argc, char **argv, int validate_only) {
     for (int m = 0; m < p->n_methods; m++)
         method_out_init(&mo[m], own_rows[m], p->n_features, own_ranges[m]);
     samples_out so = {0};
-    so.row0 = at_malloc((size_t)(own_ranges[0] + 1) * sizeof(int64_t), "ranges");
-    so.nrows = at_malloc((size_t)(own_ranges[0] + 1) * sizeof(int64_t), "ranges");
     so.label = at_malloc((size_t)(own_rows[0] + 1) * sizeof(int32_t), "labels");
     so.pred = at_malloc((size_t)(own_rows[0] + 1) * sizeof(int32_t), "predictions");
     so.logits = at_malloc((size_t)(own_rows[0] * p->n_classes + 1) * sizeof(float), "logits");
@@ -886,7 +882,7 @@ static int run_main(int argc, char **argv, int validate_only) {
     }
     if (rc && c.rank == 0) unlink(tmp_path);
     for (int m = 0; m < p->n_methods; m++) method_out_free(&mo[m]);
-    free(so.row0); free(so.nrows); free(so.label); free(so.pred); free(so.logits);
+    free(so.label); free(so.pred); free(so.logits);
     free(bh); free(bh_all);
 out:
     ctx_free(&c);
