@@ -382,6 +382,8 @@ typedef enum {
     T_ROWS,        /* job.row_start, job.row_end */
     T_TARGET,      /* job_method.target, target_class */
     T_HIDDEN,      /* job.n_hidden, job.hidden */
+    T_DURATION,    /* double seconds: a number, or "90s", "30m", "2h", "1d",
+                      "MM:SS", "HH:MM:SS", "D-HH:MM:SS" (SLURM's forms) */
 } ftype;
 
 typedef enum {
@@ -421,7 +423,7 @@ static const char *const QUAD_NAMES[] = {"riemann_left", "riemann_right",
                                          "riemann_middle", "riemann_trapezoid",
                                          "gauss_legendre", NULL};
 static const char *const BASELINE_NAMES[] = {"zero", "constant", "mean", NULL};
-static const char *const SCHED_NAMES[] = {"static", NULL};
+static const char *const SCHED_NAMES[] = {"static", "dynamic", NULL};
 
 /* The schema: X(path, doc type, default, doc line, rule...). The default is
  * YAML text applied through the same converter as job values, "required"
@@ -499,7 +501,9 @@ static const char *const SCHED_NAMES[] = {"static", NULL};
     X("run", "mapping", "{}", "How the work is cut into units and run.",       \
       .t = T_SECTION)                                                          \
     X("run.scheduler", "enum", "static",                                       \
-      "Who computes which unit: static = fixed contiguous blocks per rank.",   \
+      "Who computes which unit: static = contiguous cost-weighted blocks per " \
+      "rank; dynamic = ranks ask rank 0 for chunks that shrink toward the "  \
+      "end. Results are the same bytes either way.",                          \
       .t = T_ENUM, .off = JOFF(scheduler), .names = SCHED_NAMES)               \
     X("run.block_rows", "integer", "64", "Rows per work unit, 1..1000000.",    \
       .t = T_INT, .off = JOFF(block_rows), .lo = 1, .hi = 1000000)             \
@@ -517,6 +521,20 @@ static const char *const SCHED_NAMES[] = {"static", NULL};
     X("run.progress_interval", "number", "5.0",                                \
       "Seconds between progress lines, > 0.",                                  \
       .t = T_NUMBER, .off = JOFF(progress_interval), .num = NUM_POS)           \
+    X("run.checkpoint_interval", "number", "10.0",                             \
+      "Seconds of finished work a rank holds before writing it to a shard "    \
+      "(fsync'd); >= 0, 0 = a shard after every unit. A kill loses at most "   \
+      "this much work per rank.",                                              \
+      .t = T_NUMBER, .off = JOFF(checkpoint_interval), .num = NUM_NONNEG)      \
+    X("run.max_wall_time", "duration", "0",                                    \
+      "Stop cleanly at a unit boundary before this much time has passed and "  \
+      "exit 75 (resumable); seconds, or \"90m\", \"2h\", \"1-00:00:00\"; 0 = no "   \
+      "limit.",                                                                \
+      .t = T_DURATION, .off = JOFF(max_wall_time))                             \
+    X("run.stop_file", "string", "\"\"",                                        \
+      "When this file appears the run stops cleanly at a unit boundary and "   \
+      "exits 75; \"\" = OUTPUT.stop (output.path with .stop appended).",        \
+      .t = T_STRING, .off = JOFF(stop_file), .cap = JOB_PATH_MAX)              \
     X("train", "mapping", "—",                                                 \
       "Training settings; its presence (even empty) enables them. Required "   \
       "by train.",                                                             \
@@ -546,8 +564,12 @@ static const char *const SCHED_NAMES[] = {"static", NULL};
       "Deflate level of the score datasets, 0..9 (0 = none).", .t = T_INT,     \
       .off = JOFF(compression), .lo = 0, .hi = 9)                              \
     X("output.overwrite", "boolean", "false",                                  \
-      "true = replace an existing output file.", .t = T_BOOL,                  \
-      .off = JOFF(overwrite))
+      "true = replace an existing results file of another job when this run "  \
+      "finishes (until then it is left as it is).", .t = T_BOOL,               \
+      .off = JOFF(overwrite))                                                  \
+    X("output.keep_shards", "boolean", "false",                                \
+      "true = keep OUTPUT.shards/ (the per-rank unit files) after the "        \
+      "results file is assembled.", .t = T_BOOL, .off = JOFF(keep_shards))
 
 #define AS_DOC(path, type, deflt, doc, ...) {path, type, deflt, doc},
 #define AS_RULE(path, type, deflt, doc, ...) {__VA_ARGS__},
@@ -671,6 +693,60 @@ static int is_digits(const char *s, const char **end) {
 
 /* A decimal number [-+]?(d+(.d*)?|.d+)([eE][-+]?d+)?: 0 and *out; -1 when s
  * is not one; 1 when it is not finite. */
+static int parse_num(const char *s, double *out);
+
+/* A duration in seconds: "3600", "1.5", "90s", "30m", "2h", "1d", "MM:SS",
+ * "HH:MM:SS", "D-HH:MM:SS". Returns 0, or -1 when s is none of these. */
+static int parse_duration(const char *s, double *out) {
+    double x;
+    if (parse_num(s, &x) == 0) {
+        if (!(x >= 0)) return -1;
+        *out = x;
+        return 0;
+    }
+    size_t n = strlen(s);
+    if (n >= 2 && strchr("smhd", s[n - 1]) && !strchr(s, ':')) {
+        char buf[64];
+        if (n - 1 >= sizeof buf) return -1;
+        memcpy(buf, s, n - 1);
+        buf[n - 1] = '\0';
+        if (parse_num(buf, &x) || !(x >= 0)) return -1;
+        double unit = s[n - 1] == 's' ? 1 : s[n - 1] == 'm' ? 60 : s[n - 1] == 'h' ? 3600 : 86400;
+        *out = x * unit;
+        return 0;
+    }
+    /* [D-]HH:MM:SS or MM:SS, all integers */
+    long part[4] = {0};
+    int np = 0;
+    long days = 0;
+    const char *q = s;
+    const char *dash = strchr(s, '-');
+    if (dash) {
+        char *end;
+        days = strtol(s, &end, 10);
+        if (end != dash || end == s || days < 0) return -1;
+        q = dash + 1;
+    }
+    while (*q) {
+        if (np == 3 || *q < '0' || *q > '9') return -1;
+        char *end;
+        part[np++] = strtol(q, &end, 10);
+        if (*end == ':') {
+            q = end + 1;
+            if (!*q) return -1;
+        } else if (*end) {
+            return -1;
+        } else {
+            q = end;
+        }
+    }
+    if (np < 2 || (dash && np != 3)) return -1;
+    double secs = np == 3 ? part[0] * 3600.0 + part[1] * 60.0 + part[2] : part[0] * 60.0 + part[1];
+    if ((np == 3 && (part[1] > 59 || part[2] > 59)) || (np == 2 && part[1] > 59)) return -1;
+    *out = days * 86400.0 + secs;
+    return 0;
+}
+
 static int parse_num(const char *s, double *out) {
     const char *p = s, *q;
     if (*p == '-' || *p == '+') p++;
@@ -923,6 +999,16 @@ static int conv(const ctx *c, int ri, const char *path, const jnode *v,
         snprintf(what, sizeof what, "one of %s", b.s);
         free(b.s);
         return fail_at(c, v, path, what, show(v, got, sizeof got));
+    }
+    case T_DURATION: {
+        double x = 0;
+        if (v->type != JN_SCALAR || parse_duration(v->text, &x))
+            return fail_at(c, v, path,
+                           "a duration >= 0: seconds, or \"90s\", \"30m\", \"2h\", \"1d\", "
+                           "\"MM:SS\", \"HH:MM:SS\" or \"D-HH:MM:SS\"",
+                           show(v, got, sizeof got));
+        *(double *)(void *)dst = x;
+        return 0;
     }
     case T_ROWS: return conv_rows(c, v, path, base);
     case T_TARGET: return conv_target(c, v, path, base);
@@ -1399,7 +1485,8 @@ static int emit_field(sbuf *b, int ri, const void *base, const char *indent) {
     case T_NAME: emit_str(b, src); break;
     case T_INT: sb_add(b, "%d", *(const int *)(const void *)src); break;
     case T_U64: sb_add(b, "%" PRIu64, *(const uint64_t *)(const void *)src); break;
-    case T_NUMBER: emit_num(b, *(const double *)(const void *)src); break;
+    case T_NUMBER:
+    case T_DURATION: emit_num(b, *(const double *)(const void *)src); break;
     case T_BOOL:
         sb_add(b, "%s", *(const int *)(const void *)src ? "true" : "false");
         break;

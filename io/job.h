@@ -63,7 +63,8 @@ typedef enum {
 } job_target;
 
 typedef enum {
-    JOB_SCHED_STATIC = 1,
+    JOB_SCHED_STATIC = 1, /* contiguous cost-weighted blocks of units per rank */
+    JOB_SCHED_DYNAMIC,    /* ranks ask rank 0 for chunks that shrink to the end */
 } job_scheduler;
 
 typedef struct {
@@ -105,6 +106,10 @@ typedef struct {
     uint64_t seed;
     int blas_threads;    /* >= 1, default 1 */
     double progress_interval; /* seconds between plain progress lines */
+    double checkpoint_interval; /* seconds of work a rank may hold before it
+                                   writes a shard; 0 = after every unit */
+    double max_wall_time;     /* seconds; 0 = no limit. Stops at a unit boundary */
+    char stop_file[JOB_PATH_MAX]; /* "" = OUTPUT.stop */
 
     /* train */
     int has_train;
@@ -118,6 +123,7 @@ typedef struct {
     char output_path[JOB_PATH_MAX];
     int compression;     /* deflate level 0..9, default 4 */
     int overwrite;       /* replace an existing output file */
+    int keep_shards;     /* keep OUTPUT.shards/ after the results are assembled */
 } job;
 
 /* What the job is for: decides which sections are required. */

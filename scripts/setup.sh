@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what attrib needs (Debian 12 packages, only those missing) and build
 # it into build/. Usage: scripts/setup.sh [--tests]
-#   --tests   also install what the test suite needs (Python checks, PyTorch)
+#   --tests   also install what the test suite needs (Python checks, PyTorch,
+#             clang for fuzzing, SLURM daemons for the integration test)
 # Safe to run again: installs nothing that is present, rebuilds incrementally.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +11,9 @@ pkgs=(gcc make cmake pkg-config libopenmpi-dev openmpi-bin libhdf5-openmpi-dev h
       libopenblas-dev liblapacke-dev libyaml-dev zlib1g-dev dataset-fashion-mnist)
 if [[ "${1:-}" == "--tests" ]]; then
   pkgs+=(python3 python3-h5py python3-numpy python3-pandas python3-torch python3-xarray
-         python3-h5netcdf python3-netcdf4)
+         python3-h5netcdf python3-netcdf4
+         clang libclang-rt-14-dev                             # fuzzing (libFuzzer)
+         slurm-wlm slurmctld slurmd slurm-client munge)       # SLURM integration test
 fi
 
 missing=()

@@ -87,12 +87,15 @@ static const char *FULL_JOB =
     "  - name: ixg\n"
     "    kind: input_x_gradient\n"
     "run:\n"
-    "  scheduler: static\n"
+    "  scheduler: dynamic\n"
     "  block_rows: 128\n"
     "  step_block: 16\n"
     "  seed: 12345678901234\n"
     "  blas_threads: 4\n"
     "  progress_interval: 0.5\n"
+    "  checkpoint_interval: 0\n"
+    "  max_wall_time: \"1-02:03:04\"\n"
+    "  stop_file: /tmp/stop-now\n"
     "train:\n"
     "  epochs: 20\n"
     "  batch_size: 64\n"
@@ -104,7 +107,8 @@ static const char *FULL_JOB =
     "output:\n"
     "  path: results/out.h5\n"
     "  compression: 0\n"
-    "  overwrite: true\n";
+    "  overwrite: true\n"
+    "  keep_shards: true\n";
 
 static void full_expected(job *x) {
     memset(x, 0, sizeof *x);
@@ -144,12 +148,15 @@ static void full_expected(job *x) {
     strcpy(m->name, "ixg");
     m->kind = JOB_METHOD_INPUT_X_GRADIENT;
     m->target = JOB_TARGET_PREDICTED;
-    x->scheduler = JOB_SCHED_STATIC;
+    x->scheduler = JOB_SCHED_DYNAMIC;
     x->block_rows = 128;
     x->step_block = 16;
     x->seed = 12345678901234u;
     x->blas_threads = 4;
     x->progress_interval = 0.5;
+    x->checkpoint_interval = 0.0;
+    x->max_wall_time = 86400.0 + 2 * 3600.0 + 3 * 60.0 + 4.0;
+    strcpy(x->stop_file, "/tmp/stop-now");
     x->has_train = 1;
     x->epochs = 20;
     x->batch_size = 64;
@@ -161,6 +168,7 @@ static void full_expected(job *x) {
     strcpy(x->output_path, "results/out.h5");
     x->compression = 0;
     x->overwrite = 1;
+    x->keep_shards = 1;
 }
 
 static void test_full(void) {
@@ -196,6 +204,8 @@ static void default_expected(job *x) {
     x->seed = 0;
     x->blas_threads = 1;
     x->progress_interval = 5.0;
+    x->checkpoint_interval = 10.0;
+    x->max_wall_time = 0.0;
     x->epochs = 10;
     x->batch_size = 128;
     x->lr = 0.05;
@@ -585,6 +595,14 @@ static void test_bad_texts(void) {
         {"methods:\n  - saliency\n", ANY,
          "methods[0]: expected a mapping with name and kind, got 'saliency'", 2},
         /* types and ranges */
+        {"run: {max_wall_time: 1h30m}\n", ANY,
+         "run.max_wall_time: expected a duration >= 0", 1},
+        {"run: {max_wall_time: \"10:75\"}\n", ANY, "run.max_wall_time: expected a duration", 1},
+        {"run: {max_wall_time: -5}\n", ANY, "run.max_wall_time: expected a duration", 1},
+        {"run: {max_wall_time: \"1-02:03\"}\n", ANY, "run.max_wall_time: expected", 1},
+        {"run: {scheduler: guided}\n", ANY,
+         "run.scheduler: expected one of static, dynamic, got 'guided'", 1},
+        {"run: {checkpoint_interval: -1}\n", ANY, "run.checkpoint_interval: expected", 1},
         {"methods:\n  - name: a\n    kind: integrated_gradients\n    n_steps: fifty\n",
          ANY, "methods[0].n_steps: expected an integer in 1..100000, got 'fifty'", 4},
         {"methods: [{name: a, kind: integrated_gradients, n_steps: 1.5}]", ANY,
@@ -620,8 +638,6 @@ static void test_bad_texts(void) {
         {"run:\n  progress_interval: nan\n", ANY, "got 'nan'", 2},
         {"run:\n  progress_interval: \"5\"\n", ANY, "expected a number > 0, got \"5\"",
          2},
-        {"run:\n  scheduler: dynamic\n", ANY,
-         "run.scheduler: expected one of static, got 'dynamic'", 2},
         {"train:\n  lr: abc\n", ANY, "train.lr: expected a number > 0, got 'abc'", 2},
         {"train:\n  momentum: 1.0\n", ANY,
          "train.momentum: expected a number in [0, 1), got '1.0'", 2},
@@ -867,7 +883,7 @@ static void test_schema(void) {
     const job_field_doc *f = job_schema_fields(&n);
     CHECK(n > 30, "schema has %d fields", n);
     const char *types[] = {"string", "integer", "number", "boolean", "enum", "list",
-                           "mapping", "string or integer", "enum or integer"};
+                           "mapping", "string or integer", "enum or integer", "duration"};
     for (int i = 0; i < n; i++) {
         CHECK(f[i].path && f[i].type && f[i].deflt && f[i].doc && f[i].doc[0],
               "field %d incomplete", i);
@@ -910,6 +926,25 @@ static void test_schema(void) {
     CHECK(!strcmp(job_target_name(&m, buf, sizeof buf), "12"), "target class");
 }
 
+/* Every accepted duration form, through --set as users write them. */
+static void test_durations(void) {
+    static const struct {
+        const char *text;
+        double secs;
+    } cases[] = {{"0", 0},        {"3600", 3600},  {"1.5", 1.5},      {"90s", 90},
+                 {"30m", 1800},   {"2h", 7200},    {"1d", 86400},     {"0.5h", 1800},
+                 {"05:30", 330},  {"1:00:00", 3600}, {"2-00:00:01", 172801}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char set[64];
+        snprintf(set, sizeof set, "run.max_wall_time=%s", cases[i].text);
+        const char *sets[] = {set};
+        job j;
+        if (parse_ok(MIN_RUN_JOB, sets, 1, JOB_PURPOSE_RUN, &j, set))
+            CHECK(j.max_wall_time == cases[i].secs, "%s gives %g s, want %g", set,
+                  j.max_wall_time, cases[i].secs);
+    }
+}
+
 int main(int argc, char **argv) {
     const char *dir = argc > 1 ? argv[1] : NULL;
 #ifdef ATTRIB_SRC_DIR
@@ -920,6 +955,7 @@ int main(int argc, char **argv) {
     test_overrides();
     test_round_trip();
     test_bad_texts();
+    test_durations();
     test_read_file();
     test_schema();
     CHECK(dir != NULL, "no bad_jobs directory: pass it as argv[1] or build with "
