@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <time.h>
 
 /* ---------------------------------------------------------------- errors */
@@ -294,4 +295,19 @@ void at_human_bytes(double bytes, char *out, size_t cap) {
     int u = 0;
     while (bytes >= 1024.0 && u < 5) { bytes /= 1024.0; u++; }
     snprintf(out, cap, u ? "%.1f %s" : "%.0f %s", bytes, unit[u]);
+}
+
+void at_fault(const char *point) {
+    static int hits;
+    const char *spec = getenv("ATTRIB_FAULT");
+    if (!spec || !*spec) return;
+    size_t n = strlen(point);
+    if (strncmp(spec, point, n) != 0 || spec[n] != ':') return;
+    const char *rk = getenv("ATTRIB_FAULT_RANK");
+    if (rk && *rk && atoi(rk) != at_log_rank()) return;
+    if (++hits == atoi(spec + n + 1)) {
+        fprintf(stderr, "[%d] fault injection: SIGKILL at %s #%d\n", at_log_rank(), point, hits);
+        fflush(stderr);
+        raise(SIGKILL);
+    }
 }

@@ -115,4 +115,10 @@ void at_sha256_buf_hex(const void *data, size_t n, char out[65]);
 /* Formatting helpers. */
 void at_human_bytes(double bytes, char *out, size_t cap); /* "12.3 MiB" */
 
+/* Fault injection for tests. With ATTRIB_FAULT=point:n in the environment,
+ * the n-th call of at_fault(point) in this process kills it with SIGKILL
+ * (no cleanup, like a node failure). ATTRIB_FAULT_RANK=r limits it to the
+ * process whose at_log_rank() is r. Costs one getenv per call otherwise. */
+void at_fault(const char *point);
+
 #endif

@@ -12,9 +12,10 @@ static const char *USAGE =
     "usage: attrib COMMAND [ARGS]\n"
     "\n"
     "commands:\n"
-    "  run JOB.yaml [-o OUT.h5] [--set k=v]... [--dry-run]\n"
+    "  run JOB.yaml [-o OUT.h5] [--set k=v]... [--dry-run] [--fresh]\n"
     "                        compute the job's attributions (1 process or mpirun -n N;\n"
-    "                        the results are the same bytes for any N)\n"
+    "                        the results are the same bytes for any N); resumes an\n"
+    "                        interrupted run of the same job from OUT.h5.shards/\n"
     "  validate JOB.yaml [--set k=v]...\n"
     "                        check a job file (and its data and model files) without running\n"
     "  train JOB.yaml [--set k=v]...\n"
@@ -29,7 +30,8 @@ static const char *USAGE =
     "  --version             print the version\n"
     "\n"
     "exit codes: 0 done; 2 bad job, input or command line; 3 I/O or system failure;\n"
-    "            4 internal error.\n"
+    "            4 internal error; 75 stopped early (signal, stop file, max_wall_time),\n"
+    "            finished work kept: rerun the same command to resume.\n"
     "docs: README.md, docs/jobs.md (job fields), docs/format.md (HDF5 layouts).\n";
 
 void cli_error(const at_err *err) {
@@ -46,6 +48,8 @@ int cli_parse_job_args(int argc, char **argv, int allow_out, cli_job_args *a,
             a->help = 1;
         } else if (strcmp(s, "--dry-run") == 0) {
             a->dry_run = 1;
+        } else if (allow_out && strcmp(s, "--fresh") == 0) {
+            a->fresh = 1;
         } else if (strcmp(s, "--set") == 0 || strncmp(s, "--set=", 6) == 0) {
             const char *v = s[5] == '=' ? s + 6 : (i + 1 < argc ? argv[++i] : NULL);
             if (!v)

@@ -20,9 +20,17 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <mpi.h>
+
 #include "core.h"
+#include "h5io.h"
 #include "job.h"
 #include "methods.h"
+
+/* Exit code of a run that stopped early (signal, stop file, max_wall_time)
+ * with its finished units durable: rerun the same command to resume.
+ * 75 is EX_TEMPFAIL of sysexits.h ("try again later"). */
+#define AT_EXIT_RESUMABLE 75
 
 /* Engine rows per batched forward/backward inside a unit. Fixed (not a
  * function of rank count) so that batching never changes results. */
@@ -68,6 +76,7 @@ void plan_print(FILE *f, const plan *p, const job *j, int n_ranks);
 typedef struct {
     int64_t units_total, units_done;
     double work_total, work_done; /* engine rows */
+    double work_base;             /* done before this run (resumed) */
     double rows_total, rows_done; /* rows x (fraction of a method's grid) */
     double t0, last;
     double interval;
@@ -77,8 +86,137 @@ typedef struct {
 
 void progress_init(progress *pr, int64_t units_total, double work_total,
                    double rows_total, double interval);
+/* Work already done when the run started (a resumed run): counted in the
+ * totals, not in the rate or the ETA. */
+void progress_base(progress *pr, int64_t units, double work);
 void progress_add(progress *pr, int64_t units, double work, double rows);
 void progress_finish(progress *pr);
+
+/* --------------------------------------------------- a run, on every rank
+ *
+ * run.c drives it: prepare (job, data, model, baselines, plan), digest (data
+ * SHA-256 and a finiteness check, spread over ranks), the plan hash, resume
+ * (the shard directory OUT.shards/: what is done, what changed), then
+ * work.c computes the pending units and makes them durable in shards, and
+ * assemble.c folds every unit from the shards in plan order and writes the
+ * results file. */
+typedef struct {
+    MPI_Comm comm;
+    int rank, size;
+    job j;
+    char *job_yaml;          /* effective job, emitted */
+    h5_reader *rd;
+    h5_dataset_info info;
+    eng_model model;
+    h5_model_info minfo;
+    int64_t row_start, n_rows;
+    float *baseline[JOB_MAX_METHODS]; /* (D) per method that uses one */
+    plan p;
+    double t_start;
+    char started_at[32];
+    int fresh;               /* --fresh: discard shards of this output */
+    /* provenance and resume */
+    char data_sha[65];
+    char *plan_text;         /* "key = value" lines that decide the results */
+    char plan_hash[65];      /* SHA-256 of plan_text */
+    char shard_dir[JOB_PATH_MAX + 16]; /* OUT.shards */
+    char stop_path[JOB_PATH_MAX + 16]; /* run.stop_file or OUT.stop */
+    uint8_t *done;           /* (n_units) 1 = in a shard already */
+    int64_t n_done_before;   /* units done when this run started */
+    int attempt;             /* this run's number in the shard directory */
+} run_ctx;
+
+/* The rows of one row block, with the model's view of them. */
+typedef struct {
+    int64_t rb;
+    int nrows;
+    float *x;        /* (block_rows, D) */
+    int32_t *label;  /* (block_rows) */
+    float *logits;   /* (block_rows, C) */
+    int32_t *pred;   /* (block_rows) */
+} block_cache;
+
+void block_cache_init(block_cache *b, const plan *p);
+void block_cache_free(block_cache *b);
+/* Read row block rb (and its logits and predictions) unless cached. */
+int block_load(run_ctx *c, mth_scratch *sc, block_cache *b, int64_t rb, at_err *err);
+/* Targets of method m for the cached block's rows. */
+int block_targets(run_ctx *c, int m, const block_cache *b, int32_t *t, at_err *err);
+
+/* All ranks agree on the outcome of a stage: returns the largest code of
+ * any rank; the lowest failing rank prints its message. Collective. */
+int run_agree(run_ctx *c, const at_err *err);
+void run_nap(void); /* 0.2 ms: waiting without spinning */
+
+/* Why a run stops early; larger values win when ranks disagree. */
+typedef enum {
+    STOP_NONE = 0,
+    STOP_WALL_TIME,  /* run.max_wall_time would be passed by the next unit */
+    STOP_FILE,       /* the stop file appeared */
+    STOP_SIGNAL,     /* SIGTERM, SIGUSR1 or SIGINT */
+    STOP_ERROR,      /* a rank failed; the others stop too */
+} stop_reason;
+
+/* Signal handlers for SIGTERM, SIGUSR1 and SIGINT: the first one asks for a
+ * stop at the next unit boundary; a second SIGINT or SIGTERM kills. */
+void stop_install_handlers(void);
+int stop_signal_received(void); /* signal number, or 0 */
+const char *stop_reason_text(stop_reason r);
+
+typedef struct {
+    int64_t units_computed;  /* by this rank in this run (durable) */
+    int64_t shards_written;
+    double compute_s;        /* in units */
+    double shard_s;          /* writing shards */
+    stop_reason stop;        /* agreed over ranks */
+    int64_t units_done_all;  /* agreed: units in shards after this run */
+} work_stats;
+
+/* Compute the pending units (c->done == 0) with the job's scheduler; each
+ * rank writes its finished units to its own shards. Collective; returns 0
+ * (check st->stop) or an error code agreed by all ranks. */
+int work_run(run_ctx *c, work_stats *st, at_err *err);
+
+typedef struct {
+    double fold_s, write_s;
+    int64_t n_rel_over;      /* samples with |delta| > 1e-2 |f(x)-f(b)| */
+    double max_rel_delta;
+    int64_t correct;         /* predicted == label */
+} assemble_stats;
+
+/* Fold every unit from the shards in plan order, finalize, and write the
+ * results file (OUT.partial, then renamed). Collective. */
+int assemble_results(run_ctx *c, const work_stats *ws, assemble_stats *st, at_err *err);
+
+/* The shard directory's scan: which units are done, and where. */
+typedef struct {
+    int n_files;
+    char **files;       /* (n_files) paths */
+    int32_t *file_of;   /* (n_units) index into files, -1 = not done */
+    int64_t *row_of;    /* (n_units) first row of the unit in the file */
+    int max_attempt;    /* largest attempt number among shard names */
+} shard_scan;
+
+/* Rank 0: scan c->shard_dir. Unreadable shards are reported and renamed
+ * *.bad (their units are recomputed); shards of another plan are an error. */
+int shard_scan_dir(run_ctx *c, shard_scan *s, at_err *err);
+/* Broadcast a scan from rank 0 (other ranks receive it). Collective. */
+void shard_scan_bcast(run_ctx *c, shard_scan *s);
+void shard_scan_free(shard_scan *s);
+
+/* The plan text and hash of a prepared run (c->plan_text, c->plan_hash). */
+void resume_plan_text(run_ctx *c);
+/* "key: old -> new; ..." of two plan texts, for messages. */
+void resume_plan_diff(const char *was, const char *now, char *out, size_t cap);
+/* Before computing (collective): an existing results file of this job ->
+ * *complete = 1; of another job -> refused unless output.overwrite; an
+ * existing OUT.shards/ of this plan -> its units are done (c->done), of
+ * another plan -> refused unless --fresh; then the directory and its
+ * plan.txt exist, stale *.tmp and stop files are gone. */
+int resume_prepare(run_ctx *c, int *complete, at_err *err);
+/* After the results file is in place: remove OUT.shards/ (rank 0) unless
+ * output.keep_shards. */
+void resume_cleanup(run_ctx *c);
 
 /* Commands. argv excludes the command name. */
 int cmd_run(int argc, char **argv);
@@ -94,10 +232,11 @@ typedef struct {
     const char *sets[256];
     int n_sets;
     int dry_run;
+    int fresh;
     int help;
 } cli_job_args;
 
-/* Parse "JOB.yaml [-o OUT] [--set k=v]... [--dry-run] [--help]". Returns 0
+/* Parse "JOB.yaml [-o OUT] [--set k=v]... [--dry-run] [--fresh] [--help]". Returns 0
  * or AT_EUSER (message in err). */
 int cli_parse_job_args(int argc, char **argv, int allow_out, cli_job_args *a,
                        at_err *err);

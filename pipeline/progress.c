@@ -28,7 +28,8 @@ static void draw(progress *pr, int final) {
     double now = at_now(), el = now - pr->t0;
     double frac = pr->work_done / pr->work_total;
     double rate = el > 0 ? pr->rows_done / el : 0.0;
-    double eta = frac > 0 ? el * (1.0 - frac) / frac : -1.0;
+    double todo = pr->work_total - pr->work_base, now_done = pr->work_done - pr->work_base;
+    double eta = now_done > 0 ? el * (todo - now_done) / now_done : -1.0;
     char es[32], els[32];
     fmt_eta(final ? 0.0 : eta, es, sizeof es);
     fmt_eta(el, els, sizeof els);
@@ -49,6 +50,11 @@ static void draw(progress *pr, int final) {
     fflush(stderr);
     pr->last = now;
     pr->printed = 1;
+}
+
+void progress_base(progress *pr, int64_t units, double work) {
+    pr->units_done = units;
+    pr->work_done = pr->work_base = work;
 }
 
 void progress_add(progress *pr, int64_t units, double work, double rows) {

@@ -31,4 +31,7 @@ void sched_static_free(sched_static *s);
 /* The rank that runs unit u. */
 int sched_static_owner(const sched_static *s, int64_t u);
 
+/* Size of the next dynamic chunk when `remaining` units are unassigned. */
+int64_t sched_dynamic_chunk(int64_t remaining, int n_ranks);
+
 #endif

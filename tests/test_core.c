@@ -112,10 +112,33 @@ static void test_static_scheduler(void) {
         }
 }
 
+/* Guided chunks: every unit handed out exactly once, chunks never grow, the
+ * last 2n chunks are single units, and the count stays logarithmic. */
+static void test_dynamic_chunks(void) {
+    for (int ranks = 1; ranks <= 9; ranks++)
+        for (int64_t n = 0; n <= 5000; n = n * 3 + 1) {
+            int64_t left = n, prev = n + 1, chunks = 0;
+            while (left > 0) {
+                int64_t c = sched_dynamic_chunk(left, ranks);
+                EXPECT(c >= 1 && c <= left, "chunk %lld of %lld left", (long long)c, (long long)left);
+                EXPECT(c <= prev, "chunks shrink (%lld after %lld)", (long long)c, (long long)prev);
+                EXPECT(c <= (left + 2 * ranks - 1) / (2 * ranks), "chunk at most remaining/2n");
+                if (left <= 2 * ranks) EXPECT(c == 1, "single units at the end");
+                prev = c;
+                left -= c;
+                chunks++;
+            }
+            EXPECT(left == 0, "all units handed out");
+            EXPECT(chunks <= 2 * ranks * (8 + 2 * 13), "%lld chunks for %lld units", (long long)chunks, (long long)n);
+        }
+    EXPECT(sched_dynamic_chunk(0, 4) == 0, "nothing left, empty chunk");
+}
+
 int main(void) {
     test_philox();
     test_rng();
     test_sha256();
     test_static_scheduler();
+    test_dynamic_chunks();
     return check_report("test_core");
 }
