@@ -24,7 +24,7 @@ set_tests_properties(e2e_eval_accuracy PROPERTIES LABELS e2e FIXTURES_REQUIRED "
 foreach(n 1 2 3)
   add_test(NAME e2e_run_np${n} COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} ${n}
     ${MPIEXEC_PREFLAGS} $<TARGET_FILE:attrib> ${MPIEXEC_POSTFLAGS} run
-    ${ATTRIB_SRC_DIR}/tests/jobs/e2e.yaml ${E2E_SETS} -o ${E2E}/run_np${n}.h5 --fresh)
+    ${ATTRIB_SRC_DIR}/tests/jobs/e2e.yaml ${E2E_SETS} -o ${E2E}/run_np${n}.h5)
   set_tests_properties(e2e_run_np${n} PROPERTIES LABELS "e2e;mpi" ENVIRONMENT "${ATTRIB_MPI_ENV}"
     FIXTURES_REQUIRED "fmnist;mlp" FIXTURES_SETUP run_np${n} RESOURCE_LOCK cpu
     PASS_REGULAR_EXPRESSION "progress: units [0-9]+/[0-9]+.*wrote ")
