@@ -130,13 +130,19 @@ void resume_plan_diff(const char *was, const char *now, char *out, size_t cap) {
                 if (differs) {
                     if (shown < 6 && used + 1 < cap) {
                         int k;
+                        /* long values (digests) shortened to 12 characters */
+                        const char *nv = eq + 3;
+                        int nl = (int)vlen, ol = ov ? (int)olen : 6;
+                        const char *ell_n = nl > 40 ? "..." : "", *ell_o = ol > 40 ? "..." : "";
+                        if (nl > 40) nl = 12;
+                        if (ol > 40) ol = 12;
                         if (pass == 0)
-                            k = snprintf(out + used, cap - used, "%s%.*s: %.*s -> %.*s",
-                                         shown ? "; " : "", (int)klen, q,
-                                         ov ? (int)olen : 6, ov ? ov : "(none)", (int)vlen, eq + 3);
+                            k = snprintf(out + used, cap - used, "%s%.*s: %.*s%s -> %.*s%s",
+                                         shown ? "; " : "", (int)klen, q, ol,
+                                         ov ? ov : "(none)", ell_o, nl, nv, ell_n);
                         else
-                            k = snprintf(out + used, cap - used, "%s%.*s: %.*s -> (none)",
-                                         shown ? "; " : "", (int)klen, q, (int)vlen, eq + 3);
+                            k = snprintf(out + used, cap - used, "%s%.*s: %.*s%s -> (none)",
+                                         shown ? "; " : "", (int)klen, q, nl, nv, ell_n);
                         used += k > 0 ? (size_t)k : 0;
                         if (used >= cap) used = cap - 1;
                         shown++;

@@ -396,9 +396,7 @@ int work_run(run_ctx *c, work_stats *st, at_err *err) {
     long long mine = st->units_computed, all = 0;
     MPI_Allreduce(&mine, &all, 1, MPI_LONG_LONG, MPI_SUM, c->comm);
     st->units_done_all = c->n_done_before + all;
-    if (c->rank == 0 && (st->stop == STOP_NONE || st->stop == STOP_ERROR)) {
-        if (st->stop == STOP_NONE) progress_finish(&w.pr);
-    }
+    if (c->rank == 0 && st->stop != STOP_ERROR) progress_finish(&w.pr);
 
     if (w.unit_log >= 0) close(w.unit_log);
     free(w.todo);
