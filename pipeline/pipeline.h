@@ -214,6 +214,8 @@ void resume_plan_diff(const char *was, const char *now, char *out, size_t cap);
  * another plan -> refused unless --fresh; then the directory and its
  * plan.txt exist, stale *.tmp and stop files are gone. */
 int resume_prepare(run_ctx *c, int *complete, at_err *err);
+/* For --dry-run (rank 0, reads only): what a run would find and do. */
+void resume_describe(run_ctx *c, FILE *f);
 /* After the results file is in place: remove OUT.shards/ (rank 0) unless
  * output.keep_shards. */
 void resume_cleanup(run_ctx *c);

@@ -474,6 +474,41 @@ int resume_prepare(run_ctx *c, int *complete, at_err *err) {
     return 0;
 }
 
+void resume_describe(run_ctx *c, FILE *f) {
+    char plan_path[JOB_PATH_MAX + 32], diff[1024];
+    struct stat st;
+    char *hash = NULL;
+    if (stat(c->j.output_path, &st) == 0) {
+        int same = h5_file_root_attr(c->j.output_path, "plan_hash", &hash) == 0 &&
+                   !strcmp(hash, c->plan_hash);
+        free(hash);
+        fprintf(f, same ? "output: %s already holds this job's results; run would do nothing\n"
+                        : "output: %s exists and holds something else; run refuses it unless "
+                          "output.overwrite is true\n",
+                c->j.output_path);
+        if (same) return;
+    }
+    snprintf(plan_path, sizeof plan_path, "%s/plan.txt", c->shard_dir);
+    char *old = read_text(plan_path);
+    if (!old) return;
+    if (strcmp(old, c->plan_text)) {
+        resume_plan_diff(old, c->plan_text, diff, sizeof diff);
+        fprintf(f, "resume: %s/ holds another plan (%s); run refuses it unless --fresh\n",
+                c->shard_dir, diff);
+    } else {
+        shard_scan s;
+        at_err e = {0};
+        if (shard_scan_dir(c, &s, &e) == 0) {
+            int64_t n = 0;
+            for (int64_t u = 0; u < c->p.n_units; u++) n += s.file_of[u] >= 0;
+            fprintf(f, "resume: %lld of %lld units are done in %s/; run computes the rest\n",
+                    (long long)n, (long long)c->p.n_units, c->shard_dir);
+        }
+        shard_scan_free(&s);
+    }
+    free(old);
+}
+
 void resume_cleanup(run_ctx *c) {
     if (c->rank == 0 && !c->j.keep_shards) remove_dir(c->shard_dir);
 }

@@ -295,6 +295,7 @@ static int run_main(int argc, char **argv, int validate_only) {
             if (validate_only) printf("%s: job is valid\n", a.job_path);
             plan_print(stdout, &c.p, &c.j, c.size);
             printf("plan hash %s\n", c.plan_hash);
+            if (a.dry_run) resume_describe(&c, stdout);
         }
         goto out;
     }

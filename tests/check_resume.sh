@@ -83,6 +83,9 @@ resume_and_compare() { # NAME NP SCHED
 say "stop file"
 interrupt stopfile stopfile
 if [[ $rc -eq 75 ]] && grep -q "stopped early: the stop file appeared" stopfile.log; then
+  "$A" run "$J" "${S[@]}" -o stopfile.h5 --dry-run > dry.log 2>&1
+  grep -q "resume: [1-9][0-9]* of $units units are done in stopfile.h5.shards/" dry.log ||
+    { bad "--dry-run does not report the done units"; cat dry.log; }
   resume_and_compare stopfile 3 dynamic
 else bad "stop file: exit $rc, want 75"; tail -5 stopfile.log; fi
 
