@@ -158,7 +158,7 @@ typedef enum {
 } stop_reason;
 
 /* Signal handlers for SIGTERM, SIGUSR1 and SIGINT: the first one asks for a
- * stop at the next unit boundary; a second SIGINT or SIGTERM kills. */
+ * stop at the next unit boundary; a second SIGINT kills (Ctrl-C twice). */
 void stop_install_handlers(void);
 int stop_signal_received(void); /* signal number, or 0 */
 const char *stop_reason_text(stop_reason r);

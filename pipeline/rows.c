@@ -94,13 +94,15 @@ int block_targets(run_ctx *c, int m, const block_cache *b, int32_t *t, at_err *e
 static volatile sig_atomic_t g_signal;
 
 static void on_stop_signal(int sig) {
-    if (g_signal && (sig == SIGINT || sig == SIGTERM)) {
-        /* Asked twice: stop now (the shards already written are safe). */
+    if (g_signal && sig == SIGINT) {
+        /* Ctrl-C twice: stop now (the shards already written are safe). A
+         * repeated SIGTERM is not a reason: SLURM sends it twice within
+         * milliseconds at a time limit, and follows with SIGKILL anyway. */
         signal(sig, SIG_DFL);
         raise(sig);
         return;
     }
-    g_signal = sig;
+    if (!g_signal) g_signal = sig;
 }
 
 void stop_install_handlers(void) {
