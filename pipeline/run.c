@@ -151,8 +151,9 @@ static void ctx_free(run_ctx *c) {
 /* --------------------------------------------------------------- stage 3 */
 
 /* The data SHA-256 over the selected rows (SHA-256 of the row blocks'
- * SHA-256s, in order) and a check that every value is finite. Each rank
- * hashes an even share of the blocks. Collective. */
+ * SHA-256s, in order), a check that every value is finite and, for methods
+ * that explain the label, that every label is a class of the model. Each
+ * rank reads an even share of the blocks. Collective. */
 static int digest(run_ctx *c, at_err *err) {
     const plan *p = &c->p;
     const int64_t D = p->n_features, BR = p->block_rows;
@@ -174,6 +175,20 @@ static int digest(run_ctx *c, at_err *err) {
                            (long long)(i % D));
                 break;
             }
+        for (int m = 0; m < c->j.n_methods && !err->code; m++) {
+            const job_method *jm = &c->j.methods[m];
+            if (jm->target != JOB_TARGET_LABEL) continue;
+            for (int64_t r = 0; r < n; r++)
+                if (label[r] < 0 || label[r] >= p->n_classes) {
+                    at_err_set(err, AT_EUSER,
+                               "%s: /%s/labels[%lld] = %d is not a class of the model "
+                               "(0..%lld) — methods[%d] (%s) uses target: label",
+                               c->j.data_path, c->j.data_split,
+                               (long long)(c->row_start + r0 + r), label[r],
+                               (long long)p->n_classes - 1, m, jm->name);
+                    break;
+                }
+        }
         at_sha256 h;
         at_sha256_init(&h);
         at_sha256_update(&h, x, (size_t)(n * D) * sizeof(float));
