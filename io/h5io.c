@@ -114,6 +114,47 @@ static int path_exists(const char *path) {
     return stat(path, &st) == 0;
 }
 
+/* A number type of class cls that HDF5 can convert without huge buffers: a
+ * damaged file can declare a "float" of 4 GB per element, and H5Dread would
+ * try to allocate a conversion buffer for one. Floats up to 16 bytes (long
+ * double), integers up to 8. */
+static int number_type_ok(hid_t type, H5T_class_t cls) {
+    size_t sz = H5Tget_size(type);
+    return H5Tget_class(type) == cls && sz >= 1 && sz <= (cls == H5T_FLOAT ? 16u : 8u);
+}
+
+/* Why HDF5 could not open an existing path, for messages: a directory, an
+ * empty file, no HDF5 signature (at 0 or a user-block offset 512, 1024,
+ * ...), or a signature but a file HDF5 cannot read (cut short, damaged). */
+static h5text unopenable_reason(const char *path) {
+    static const unsigned char sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+    h5text t;
+    struct stat st;
+    FILE *f = NULL;
+    if (stat(path, &st) != 0) {
+        snprintf(t.s, sizeof t.s, "%s", strerror(errno));
+    } else if (S_ISDIR(st.st_mode)) {
+        snprintf(t.s, sizeof t.s, "it is a directory");
+    } else if (st.st_size == 0) {
+        snprintf(t.s, sizeof t.s, "it is empty (0 bytes)");
+    } else if (!(f = fopen(path, "rb"))) {
+        snprintf(t.s, sizeof t.s, "%s", strerror(errno));
+    } else {
+        int found = 0;
+        for (long off = 0; !found && off + 8 <= (long)st.st_size;
+             off = off ? 2 * off : 512) {
+            unsigned char b[8];
+            found = fseek(f, off, SEEK_SET) == 0 && fread(b, 1, 8, f) == 8 &&
+                    memcmp(b, sig, 8) == 0;
+        }
+        snprintf(t.s, sizeof t.s, "%s", found
+                 ? "it has an HDF5 signature, so it is probably truncated or corrupt"
+                 : "no HDF5 signature");
+    }
+    if (f) fclose(f);
+    return t;
+}
+
 /* Create the parent directories of path (like mkdir -p dirname(path)). */
 static int mkdir_parents(const char *path, at_err *err) {
     char *p = at_strdup(path, "mkdir_parents");
@@ -243,7 +284,7 @@ static int attr_read_strs(hid_t obj, const char *name, char **out, int cap) {
     space = H5Aget_space(a);
     if (H5Tget_class(ftype) != H5T_STRING) goto done;
     hssize_t np = H5Sget_simple_extent_npoints(space);
-    if (np < 0) goto done;
+    if (np < 0 || np > (1 << 20)) goto done; /* more than 2^20 strings: damaged */
     if (np == 0) {
         n = 0;
         goto done;
@@ -261,6 +302,7 @@ static int attr_read_strs(hid_t obj, const char *name, char **out, int cap) {
         free(tmp);
     } else {
         size_t sz = H5Tget_size(ftype) + 1;
+        if (sz > ((size_t)1 << 20)) goto done; /* damaged: a 1 MiB string attribute */
         mtype = H5Tcopy(H5T_C_S1);
         H5Tset_size(mtype, sz);
         H5Tset_strpad(mtype, H5T_STR_NULLTERM);
@@ -302,7 +344,9 @@ static int attr_read_i64s(hid_t obj, const char *name, int64_t *vals, int cap) {
     space = H5Aget_space(a);
     H5T_class_t c = H5Tget_class(ftype);
     hssize_t np = H5Sget_simple_extent_npoints(space);
-    if ((c != H5T_INTEGER && c != H5T_FLOAT) || np < 1 || np > cap) goto done;
+    if ((c != H5T_INTEGER && c != H5T_FLOAT) || !number_type_ok(ftype, c) || np < 1 ||
+        np > cap)
+        goto done;
     if (H5Aread(a, H5T_NATIVE_INT64, vals) >= 0) n = (int)np;
 done:
     close_id(&space);
@@ -349,9 +393,9 @@ static int open_dataset_file(const char *path, hid_t *file, at_err *err) {
                           "with `attrib import fashion-mnist --out %s`)",
                           path, path);
     return at_err_set(err, AT_EUSER,
-                      "%s: cannot open dataset file (it exists but is not a "
-                      "readable HDF5 file)",
-                      path);
+                      "%s: cannot open dataset file (it exists but is not a readable "
+                      "HDF5 file): %s",
+                      path, unopenable_reason(path).s);
 }
 
 /* Scan labels for max + 1; a negative label is an error. */
@@ -427,7 +471,7 @@ int h5_reader_open(h5_reader **out, const char *path, const char *split,
     type = H5Dget_type(r->images);
     space = H5Dget_space(r->images);
     r->img_rank = H5Sget_simple_extent_ndims(space);
-    if (H5Tget_class(type) != H5T_FLOAT || r->img_rank < 2 || r->img_rank > 3) {
+    if (!number_type_ok(type, H5T_FLOAT) || r->img_rank < 2 || r->img_rank > 3) {
         rc = at_err_set(err, AT_EUSER, "%s: dataset %s: expected float32 (N, H, W) or "
                         "(N, D), found %s", path, name, dset_text(r->images).s);
         goto fail;
@@ -435,15 +479,25 @@ int h5_reader_open(h5_reader **out, const char *path, const char *split,
     H5Sget_simple_extent_dims(space, r->img_dims, NULL);
     close_id(&space);
     close_id(&type);
+    /* 1..H5IO_MAX_FEATURES features per row (no zero-size axis, no product
+     * that overflows), at most INT64_MAX rows */
+    uint64_t nf = 1;
+    for (int i = 1; i < r->img_rank; i++) {
+        nf = r->img_dims[i] <= H5IO_MAX_FEATURES ? nf * r->img_dims[i] : H5IO_MAX_FEATURES + 1;
+        if (nf > H5IO_MAX_FEATURES) nf = H5IO_MAX_FEATURES + 1; /* both factors < 2^31 */
+    }
+    if (nf < 1 || nf > H5IO_MAX_FEATURES || r->img_dims[0] > (hsize_t)INT64_MAX) {
+        rc = at_err_set(err, AT_EUSER, "%s: dataset %s: expected float32 (N, H, W) or (N, D) "
+                        "with 1 to %lld features per row, found %s", path, name,
+                        (long long)H5IO_MAX_FEATURES, dset_text(r->images).s);
+        goto fail;
+    }
 
     h5_dataset_info *di = &r->info;
     di->n_rows = (int64_t)r->img_dims[0];
     di->n_feat_dims = r->img_rank - 1;
-    di->n_features = 1;
-    for (int i = 1; i < r->img_rank; i++) {
-        di->feat_shape[i - 1] = (int64_t)r->img_dims[i];
-        di->n_features *= (int64_t)r->img_dims[i];
-    }
+    di->n_features = (int64_t)nf;
+    for (int i = 1; i < r->img_rank; i++) di->feat_shape[i - 1] = (int64_t)r->img_dims[i];
 
     snprintf(name, sizeof name, "/%s/labels", split);
     if (H5Lexists(r->file, name, H5P_DEFAULT) <= 0 ||
@@ -456,7 +510,7 @@ int h5_reader_open(h5_reader **out, const char *path, const char *split,
     space = H5Dget_space(r->labels);
     hsize_t ldims[H5S_MAX_RANK];
     int lrank = H5Sget_simple_extent_dims(space, ldims, NULL);
-    if (H5Tget_class(type) != H5T_INTEGER || lrank != 1 ||
+    if (!number_type_ok(type, H5T_INTEGER) || lrank != 1 ||
         ldims[0] != r->img_dims[0]) {
         rc = at_err_set(err, AT_EUSER, "%s: dataset %s: expected int32 (%llu) (one "
                         "label per row of /%s/images), found %s", path, name,
@@ -559,8 +613,10 @@ int h5_dataset_mean(const char *path, const char *split, double *mean,
         h5_reader_close(r);
         return rc;
     }
-    const int64_t block = 4096;
+    /* blocks of up to 4,096 rows and 64 MiB (the sum is in row order either way) */
     size_t D = (size_t)n_features;
+    int64_t block = (int64_t)(((size_t)64 << 20) / (D * sizeof(float)));
+    block = block < 1 ? 1 : block > 4096 ? 4096 : block;
     float *x = at_malloc((size_t)block * D * sizeof *x, "mean block");
     for (size_t j = 0; j < D; j++) mean[j] = 0.0;
     for (int64_t r0 = 0; r0 < info.n_rows && rc == 0; r0 += block) {
@@ -568,7 +624,17 @@ int h5_dataset_mean(const char *path, const char *split, double *mean,
         rc = h5_reader_read(r, r0, r1, x, NULL, err);
         for (int64_t i = 0; rc == 0 && i < r1 - r0; i++) {
             const float *row = x + (size_t)i * D;
-            for (size_t j = 0; j < D; j++) mean[j] += (double)row[j];
+            for (size_t j = 0; j < D; j++) {
+                if (!isfinite(row[j])) {
+                    rc = at_err_set(err, AT_EUSER, "%s: dataset /%s/images: row %lld "
+                                    "has a non-finite value (%s) at feature %zu; a mean "
+                                    "baseline needs finite values", path, split,
+                                    (long long)(r0 + i),
+                                    isnan(row[j]) ? "NaN" : row[j] > 0 ? "Inf" : "-Inf", j);
+                    break;
+                }
+                mean[j] += (double)row[j];
+            }
         }
     }
     for (size_t j = 0; j < D; j++) mean[j] /= (double)info.n_rows;
@@ -1053,7 +1119,7 @@ static int read_arch(hid_t f, const char *path, arch_row *rows, int cap,
     space = H5Dget_space(d);
     hsize_t dims[H5S_MAX_RANK];
     int rank = H5Sget_simple_extent_dims(space, dims, NULL);
-    if (H5Tget_class(ftype) != H5T_COMPOUND || rank != 1) {
+    if (H5Tget_class(ftype) != H5T_COMPOUND || H5Tget_size(ftype) > 4096 || rank != 1) {
         at_err_set(err, AT_EUSER, "%s: dataset %s: expected a 1-D compound table "
                    "{index, kind, in_features, out_features, bias}, found %s", path,
                    dname, dset_text(d).s);
@@ -1063,7 +1129,7 @@ static int read_arch(hid_t f, const char *path, arch_row *rows, int cap,
         int idx = H5Tget_member_index(ftype, fields[k]);
         hid_t mt = idx < 0 ? -1 : H5Tget_member_type(ftype, (unsigned)idx);
         H5T_class_t want = k == 1 ? H5T_STRING : H5T_INTEGER;
-        int ok = mt >= 0 && H5Tget_class(mt) == want;
+        int ok = mt >= 0 && (k == 1 ? H5Tget_class(mt) == want : number_type_ok(mt, want));
         if (ok && k == 1 && H5Tis_variable_str(mt) <= 0) {
             /* A fixed-length kind reads as a fixed 32-byte string. */
             ok = H5Tget_size(mt) < 32;
@@ -1163,7 +1229,28 @@ static herr_t state_dict_cb(hid_t loc, const char *name, const H5L_info_t *info,
     return 1; /* stop */
 }
 
-/* Read every tensor of m from /state_dict, checking presence and shape. */
+/* NaN or Inf in a weight would turn every score into NaN: refuse the file,
+ * naming the first such element. */
+static int check_finite_tensor(const char *path, const char *name, const float *x,
+                               const tensor_desc *t, at_err *err) {
+    size_t n = tensor_numel(t);
+    for (size_t i = 0; i < n; i++) {
+        if (isfinite(x[i])) continue;
+        char at[64];
+        if (t->rank == 2)
+            snprintf(at, sizeof at, "[%zu, %zu]", i / (size_t)t->dims[1],
+                     i % (size_t)t->dims[1]);
+        else
+            snprintf(at, sizeof at, "[%zu]", i);
+        return at_err_set(err, AT_EUSER, "%s: tensor /state_dict/%s: non-finite value "
+                          "%s at %s (expected finite float32 weights)", path, name,
+                          isnan(x[i]) ? "nan" : x[i] > 0 ? "inf" : "-inf", at);
+    }
+    return 0;
+}
+
+/* Read every tensor of m from /state_dict, checking presence, shape and that
+ * every value is finite. */
 static int read_state_dict(hid_t f, const char *path, eng_model *m, at_err *err) {
     if (H5Lexists(f, "state_dict", H5P_DEFAULT) <= 0)
         return at_err_set(err, AT_EUSER, "%s: no group /state_dict (not an attrib "
@@ -1191,7 +1278,7 @@ static int read_state_dict(hid_t f, const char *path, eng_model *m, at_err *err)
             hid_t space = d < 0 ? -1 : H5Dget_space(d);
             hsize_t dims[H5S_MAX_RANK];
             int rank = space < 0 ? -1 : H5Sget_simple_extent_dims(space, dims, NULL);
-            int ok = d >= 0 && H5Tget_class(type) == H5T_FLOAT && rank == t[k].rank;
+            int ok = d >= 0 && number_type_ok(type, H5T_FLOAT) && rank == t[k].rank;
             for (int j = 0; ok && j < rank; j++) ok = dims[j] == t[k].dims[j];
             if (!ok)
                 rc = at_err_set(err, AT_EUSER, "%s: tensor /state_dict/%s: expected "
@@ -1203,6 +1290,8 @@ static int read_state_dict(hid_t f, const char *path, eng_model *m, at_err *err)
                              m->params + t[k].off) < 0)
                 rc = at_err_set(err, AT_EIO, "%s: cannot read tensor /state_dict/%s",
                                 path, name);
+            else
+                rc = check_finite_tensor(path, name, m->params + t[k].off, &t[k], err);
             close_id(&space);
             close_id(&type);
             close_id(&d);
@@ -1231,10 +1320,12 @@ int h5_model_load(const char *path, eng_model *m, h5_model_info *info,
     char *s = NULL;
     hid_t f = path_exists(path) ? H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT) : -1;
     if (f < 0) {
-        return at_err_set(err, AT_EUSER, "%s: cannot open model file (%s)", path,
-                          path_exists(path) ? "it exists but is not a readable HDF5 file"
-                                            : "does it exist? train one with `attrib "
-                                              "train`");
+        if (path_exists(path))
+            return at_err_set(err, AT_EUSER, "%s: cannot open model file (it exists but "
+                              "is not a readable HDF5 file): %s", path,
+                              unopenable_reason(path).s);
+        return at_err_set(err, AT_EUSER, "%s: cannot open model file (does it exist? "
+                          "train one with `attrib train`)", path);
     }
     /* root attributes */
     int got = attr_read_str(f, "format", &s);
@@ -1305,6 +1396,21 @@ int h5_model_load(const char *path, eng_model *m, h5_model_info *info,
         specs[i].kind = kind;
         specs[i].out_features = rows[i].out_features;
         specs[i].bias = rows[i].bias;
+    }
+    /* the parameter count, before eng_model_init allocates it */
+    int64_t n_params = 0, width = D;
+    for (int i = 0; i < n_rows && n_params <= H5IO_MAX_PARAMS; i++) {
+        if (specs[i].kind != ENG_LAYER_LINEAR || specs[i].out_features < 1) continue;
+        int64_t o = specs[i].out_features; /* width, o < 2^31: no overflow */
+        n_params += width * o + (specs[i].bias ? o : 0);
+        width = o;
+    }
+    if (n_params > H5IO_MAX_PARAMS) {
+        rc = at_err_set(err, AT_EUSER, "%s: /architecture/layers with input_shape %s "
+                        "describes more than %lld parameters (at most %lld are supported)",
+                        path, shape_text_i64(mi.n_input_dims, mi.input_shape).s,
+                        (long long)H5IO_MAX_PARAMS, (long long)H5IO_MAX_PARAMS);
+        goto done;
     }
     at_err e2;
     at_err_clear(&e2);

@@ -33,7 +33,9 @@
  * "<index> <kind> <in> <out> <bias>\n"; then for each parameter tensor in
  * state-dict order, the name, a NUL, and its float32 bytes (little endian).
  * h5_model_load recomputes it and refuses a file whose hash differs; it
- * also refuses missing, misshapen or unexpected tensors, naming them.
+ * also refuses missing, misshapen or unexpected tensors and tensors holding
+ * a NaN or Inf, naming them, and tables of more than H5IO_MAX_PARAMS
+ * parameters (before allocating them).
  *
  * Results files are written collectively by all ranks with parallel HDF5
  * (h5_results_*). Writes go to a temporary path; the caller renames it into
@@ -57,7 +59,9 @@
  *
  * Every function that touches a file returns 0 or an AT_* code with err
  * filled, naming the file and dataset ("data/x.h5: dataset /test/images:
- * expected float32 (N, H, W) or (N, D), found int8 (10)"). HDF5's own error
+ * expected float32 (N, H, W) or (N, D), found int8 (10)"); a file HDF5
+ * cannot open is described (a directory, empty, not HDF5, or an HDF5
+ * signature but truncated or corrupt). HDF5's own error
  * stack printing is switched off (h5io_quiet) so users see our messages.
  */
 #ifndef ATTRIB_H5IO_H
@@ -71,6 +75,8 @@
 
 #define H5IO_MAX_DIMS 4
 #define H5IO_MAX_CLASSES 1024
+#define H5IO_MAX_FEATURES 2147483647LL  /* per dataset row (the engine's int) */
+#define H5IO_MAX_PARAMS ((int64_t)1 << 28) /* float32 parameters of a model (1 GiB) */
 
 /* Switch off HDF5's automatic error printing (call once at start). */
 void h5io_quiet(void);
@@ -89,7 +95,8 @@ typedef struct {
 typedef struct h5_reader h5_reader;
 
 /* Open <path> read-only and check /<split>/images and /<split>/labels.
- * Returns 0 or AT_EUSER naming what is missing or has the wrong type/shape.
+ * Returns 0 or AT_EUSER naming what is missing or has the wrong type/shape
+ * (rows must have 1 to H5IO_MAX_FEATURES features).
  * Without a class_names attribute, n_classes is max label + 1, found by
  * reading all labels (a negative label is an error). */
 int h5_reader_open(h5_reader **r, const char *path, const char *split,
@@ -99,7 +106,8 @@ int h5_reader_read(h5_reader *r, int64_t r0, int64_t r1, float *x,
                    int32_t *labels, at_err *err);
 void h5_reader_close(h5_reader *r);
 
-/* Per-feature mean over a whole split, float64, streamed in row order. */
+/* Per-feature mean over a whole split, float64, streamed in row order.
+ * A NaN or Inf anywhere in the split is AT_EUSER naming its row and feature. */
 int h5_dataset_mean(const char *path, const char *split, double *mean,
                     int64_t n_features, at_err *err);
 

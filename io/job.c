@@ -521,7 +521,7 @@ static const char *const SCHED_NAMES[] = {"static", "dynamic", NULL};
     X("run.progress_interval", "number", "5.0",                                \
       "Seconds between progress lines, > 0.",                                  \
       .t = T_NUMBER, .off = JOFF(progress_interval), .num = NUM_POS)           \
-    X("run.checkpoint_interval", "number", "10.0",                             \
+    X("run.checkpoint_interval", "number", "60.0",                             \
       "Seconds of finished work a rank holds before writing it to a shard "    \
       "(fsync'd); >= 0, 0 = a shard after every unit. A kill loses at most "   \
       "this much work per rank.",                                              \
@@ -712,6 +712,7 @@ static int parse_duration(const char *s, double *out) {
         buf[n - 1] = '\0';
         if (parse_num(buf, &x) || !(x >= 0)) return -1;
         double unit = s[n - 1] == 's' ? 1 : s[n - 1] == 'm' ? 60 : s[n - 1] == 'h' ? 3600 : 86400;
+        if (!isfinite(x * unit)) return -1; /* "1e308d" */
         *out = x * unit;
         return 0;
     }
@@ -789,8 +790,9 @@ static int parse_rows(const char *s, int64_t *a, int64_t *b) {
         for (size_t i = 0; i < len[k]; i++) {
             char ch = side[k][i];
             if (ch < '0' || ch > '9') return -1;
-            x = x * 10 + (uint64_t)(ch - '0');
-            if (x > (uint64_t)INT64_MAX / 10) return -1;
+            uint64_t d = (uint64_t)(ch - '0');
+            if (x > ((uint64_t)INT64_MAX - d) / 10) return -1; /* up to INT64_MAX */
+            x = x * 10 + d;
         }
         v[k] = (int64_t)x;
     }
@@ -856,7 +858,8 @@ static int conv_str(const ctx *c, const jnode *v, const char *path, size_t cap,
     if (v->type != JN_SCALAR || node_is_null(v))
         return fail(c, v->line, v->set, path, "expected %s, got %s%s", what,
                     show(v, got, sizeof got),
-                    v->type == JN_SCALAR ? " (write \"\" for an empty string)" : "");
+                    v->type == JN_SCALAR && !nonempty ? " (write \"\" for an empty string)"
+                                                      : "");
     if (strlen(v->text) != v->len)
         return fail(c, v->line, v->set, path, "expected %s, got text with a NUL "
                     "character", what);
@@ -1434,20 +1437,43 @@ int job_read_file(const char *path, char **text, at_err *err) {
 
 /* ------------------------------------------------------------- emitting */
 
-/* A double-quoted YAML string. */
+/* The code point of the UTF-8 sequence at p and its length in *len; -1
+ * (length 1) for a byte that does not start a valid sequence. */
+static long utf8_at(const unsigned char *p, int *len) {
+    int n = p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc2 ? 2 : 0;
+    long cp = n == 4 ? p[0] & 0x07 : n == 3 ? p[0] & 0x0f : p[0] & 0x1f;
+    *len = 1;
+    if (p[0] >= 0xf5 || n == 0) return -1;
+    for (int i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80) return -1;
+        cp = cp << 6 | (p[i] & 0x3f);
+    }
+    *len = n;
+    return cp;
+}
+
+/* A double-quoted YAML string that reads back as s. Escaped: the quote and
+ * backslash, C0 and C1 controls and DEL, the line breaks U+2028 and U+2029
+ * (a reader would fold them), U+FEFF, U+FFFE and U+FFFF (a reader refuses
+ * the raw characters). The strings of a parsed job are valid UTF-8. */
 static void emit_str(sbuf *b, const char *s) {
     sb_add(b, "\"");
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        int len = 1;
+        long cp = *p >= 0x80 ? utf8_at(p, &len) : *p;
         if (*p == '"' || *p == '\\')
             sb_add(b, "\\%c", *p);
         else if (*p == '\n')
             sb_add(b, "\\n");
         else if (*p == '\t')
             sb_add(b, "\\t");
-        else if (*p < 0x20 || *p == 0x7f)
-            sb_add(b, "\\x%02x", *p);
+        else if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))
+            sb_add(b, "\\x%02lx", cp < 0 ? (long)*p : cp);
+        else if (cp == 0x2028 || cp == 0x2029 || cp == 0xfeff || cp == 0xfffe || cp == 0xffff)
+            sb_add(b, "\\u%04lx", cp);
         else
-            sb_add(b, "%c", *p);
+            sb_add(b, "%.*s", len, (const char *)p);
+        p += len;
     }
     sb_add(b, "\"");
 }

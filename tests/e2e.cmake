@@ -21,19 +21,29 @@ add_test(NAME e2e_eval_accuracy COMMAND sh ${ATTRIB_SRC_DIR}/tests/check_eval.sh
 set_tests_properties(e2e_eval_accuracy PROPERTIES LABELS e2e FIXTURES_REQUIRED "fmnist;mlp"
   FIXTURES_SETUP logits)
 
+# 1, 2 and 3 ranks, static and dynamic scheduler: six runs, one set of bytes.
 foreach(n 1 2 3)
   add_test(NAME e2e_run_np${n} COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} ${n}
     ${MPIEXEC_PREFLAGS} $<TARGET_FILE:attrib> ${MPIEXEC_POSTFLAGS} run
-    ${ATTRIB_SRC_DIR}/tests/jobs/e2e.yaml ${E2E_SETS} -o ${E2E}/run_np${n}.h5)
+    ${ATTRIB_SRC_DIR}/tests/jobs/e2e.yaml ${E2E_SETS} -o ${E2E}/run_np${n}.h5 --fresh)
   set_tests_properties(e2e_run_np${n} PROPERTIES LABELS "e2e;mpi" ENVIRONMENT "${ATTRIB_MPI_ENV}"
     FIXTURES_REQUIRED "fmnist;mlp" FIXTURES_SETUP run_np${n} RESOURCE_LOCK cpu
     PASS_REGULAR_EXPRESSION "progress: units [0-9]+/[0-9]+.*wrote ")
+  add_test(NAME e2e_run_dynamic_np${n} COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} ${n}
+    ${MPIEXEC_PREFLAGS} $<TARGET_FILE:attrib> ${MPIEXEC_POSTFLAGS} run
+    ${ATTRIB_SRC_DIR}/tests/jobs/e2e.yaml ${E2E_SETS} --set run.scheduler=dynamic
+    -o ${E2E}/run_dynamic_np${n}.h5 --fresh)
+  set_tests_properties(e2e_run_dynamic_np${n} PROPERTIES LABELS "e2e;mpi"
+    ENVIRONMENT "${ATTRIB_MPI_ENV}" FIXTURES_REQUIRED "fmnist;mlp"
+    FIXTURES_SETUP run_dynamic_np${n} RESOURCE_LOCK cpu
+    PASS_REGULAR_EXPRESSION "scheduler dynamic")
 endforeach()
 
 add_test(NAME e2e_rank_invariance COMMAND ${ATTRIB_PYTHON}
-  ${ATTRIB_SRC_DIR}/tests/check_same_results.py ${E2E}/run_np1.h5 ${E2E}/run_np2.h5 ${E2E}/run_np3.h5)
+  ${ATTRIB_SRC_DIR}/tests/check_same_results.py ${E2E}/run_np1.h5 ${E2E}/run_np2.h5 ${E2E}/run_np3.h5
+  ${E2E}/run_dynamic_np1.h5 ${E2E}/run_dynamic_np2.h5 ${E2E}/run_dynamic_np3.h5)
 set_tests_properties(e2e_rank_invariance PROPERTIES LABELS "e2e;mpi"
-  FIXTURES_REQUIRED "run_np1;run_np2;run_np3")
+  FIXTURES_REQUIRED "run_np1;run_np2;run_np3;run_dynamic_np1;run_dynamic_np2;run_dynamic_np3")
 
 add_test(NAME e2e_torch_crosscheck COMMAND ${ATTRIB_PYTHON} ${ATTRIB_SRC_DIR}/tests/check_torch.py
   ${E2E}/mlp.h5 ${E2E}/fmnist.h5 ${E2E}/run_np2.h5 ${E2E}/logits.h5)
@@ -57,10 +67,13 @@ add_test(NAME e2e_format_doc_snippets COMMAND ${ATTRIB_PYTHON}
   ${E2E}/mlp.h5)
 set_tests_properties(e2e_format_doc_snippets PROPERTIES LABELS e2e FIXTURES_REQUIRED quickstart)
 
-# Bad job files and bad inputs: exit 2, a message naming the problem, no output.
+# Bad job files and bad inputs, one row each in tests/bad_inputs.table: exit 2,
+# a message naming the file and field or dataset, no output, nothing changed.
 add_test(NAME e2e_bad_inputs COMMAND bash ${ATTRIB_SRC_DIR}/tests/check_bad_inputs.sh
-  $<TARGET_FILE:attrib> ${ATTRIB_SRC_DIR} ${E2E}/fmnist.h5 ${E2E}/mlp.h5 ${E2E}/bad)
-set_tests_properties(e2e_bad_inputs PROPERTIES LABELS e2e FIXTURES_REQUIRED "fmnist;mlp")
+  $<TARGET_FILE:attrib> ${ATTRIB_SRC_DIR} ${E2E}/fmnist.h5 ${E2E}/mlp.h5 ${E2E}/bad
+  ${MPIEXEC_EXECUTABLE})
+set_tests_properties(e2e_bad_inputs PROPERTIES LABELS e2e FIXTURES_REQUIRED "fmnist;mlp"
+  ENVIRONMENT "${ATTRIB_MPI_ENV}" TIMEOUT 600)
 
 add_test(NAME e2e_cli COMMAND bash ${ATTRIB_SRC_DIR}/tests/check_cli.sh
   $<TARGET_FILE:attrib> ${ATTRIB_SRC_DIR} ${E2E}/fmnist.h5 ${E2E}/mlp.h5 ${E2E}/cli)

@@ -204,7 +204,7 @@ static void default_expected(job *x) {
     x->seed = 0;
     x->blas_threads = 1;
     x->progress_interval = 5.0;
-    x->checkpoint_interval = 10.0;
+    x->checkpoint_interval = 60.0;
     x->max_wall_time = 0.0;
     x->epochs = 10;
     x->batch_size = 128;

@@ -1,0 +1,366 @@
+#!/usr/bin/python3
+"""Write the bad input files that tests/bad_inputs.table uses.
+
+usage: make_bad_inputs.py DATA.h5 MODEL.h5 OUTDIR RECIPE:PATH...
+
+Each RECIPE (a function below, named in the table's setup column) writes one
+file or directory at PATH. Dataset recipes start from a small copy of the
+real dataset (64 test rows, 64 train rows); model recipes from a copy of the
+trained model. Recipes that change weights recompute content_sha256, so the
+file is refused for the reason the row tests, not for a hash mismatch.
+Nothing here is checked in: the files are made at test time in the work dir.
+"""
+import hashlib
+import os
+import shutil
+import sys
+
+import h5py
+import numpy as np
+
+DATA, MODEL, OUT = sys.argv[1], sys.argv[2], sys.argv[3]
+N = 64
+BASE = os.path.join(OUT, "base_data.h5")
+
+
+def base_data():
+    """64 rows of test and train, with the root attributes of an import."""
+    if os.path.exists(BASE):
+        return
+    with h5py.File(DATA, "r") as src, h5py.File(BASE, "w") as f:
+        for k, v in src.attrs.items():
+            f.attrs[k] = v
+        for split in ("test", "train"):
+            f.create_dataset(f"{split}/images", data=src[f"{split}/images"][:N])
+            f.create_dataset(f"{split}/labels", data=src[f"{split}/labels"][:N])
+
+
+def data_with(path, split="test", images=None, labels=None, drop=(), attrs=None,
+              keep_class_names=True):
+    """A copy of the base with the given datasets of split replaced/removed."""
+    base_data()
+    shutil.copy(BASE, path)
+    with h5py.File(path, "r+") as f:
+        g = f[split]
+        for name in drop:
+            del g[name]
+        for name, val in (("images", images), ("labels", labels)):
+            if val is None:
+                continue
+            del g[name]
+            if callable(val):
+                val(g, name)
+            else:
+                g[name] = val
+        if not keep_class_names:
+            del f.attrs["class_names"]
+        for k, v in (attrs or {}).items():
+            f.attrs[k] = v
+
+
+def test_images():
+    with h5py.File(DATA, "r") as f:
+        return f["test/images"][:N]
+
+
+def test_labels():
+    with h5py.File(DATA, "r") as f:
+        return f["test/labels"][:N]
+
+
+def model_hash(f):
+    """content_sha256 as docs/format.md defines it."""
+    h = hashlib.sha256()
+    rows = f["architecture/layers"][()]
+    for r in rows:
+        kind = r["kind"].decode() if isinstance(r["kind"], bytes) else str(r["kind"])
+        h.update(f"{r['index']} {kind} {r['in_features']} {r['out_features']} "
+                 f"{r['bias']}\n".encode())
+    for r in rows:
+        kind = r["kind"].decode() if isinstance(r["kind"], bytes) else str(r["kind"])
+        if kind != "linear":
+            continue
+        names = [f"layers.{r['index']}.weight"] + ([f"layers.{r['index']}.bias"]
+                                                    if r["bias"] else [])
+        for name in names:
+            h.update(name.encode() + b"\0")
+            h.update(np.ascontiguousarray(f["state_dict"][name][()], "<f4").tobytes())
+    return h.hexdigest()
+
+
+def model_with(path, edit, rehash=False):
+    shutil.copy(MODEL, path)
+    with h5py.File(path, "r+") as f:
+        edit(f)
+        if rehash:
+            f.attrs["content_sha256"] = model_hash(f)
+
+
+def replace(g, name, data):
+    del g[name]
+    g[name] = data
+
+
+# ---------------------------------------------------------------- files
+def text_file(p):
+    with open(p, "w") as fh:
+        fh.write("this is not an HDF5 file\n")
+
+
+def empty_file(p):
+    open(p, "w").close()
+
+
+def directory(p):
+    os.makedirs(p, exist_ok=True)
+
+
+def nul_job(p):
+    with open(p, "wb") as fh:
+        fh.write(b"data:\n  path: x.h5\n\0\0\0\x89HDF\r\n")
+
+
+def bad_utf8_job(p):
+    with open(p, "wb") as fh:
+        fh.write(b"data:\n  path: \xff\xfe.h5\n")
+
+
+def long_path_job(p):
+    with open(p, "w") as fh:
+        fh.write("data:\n  path: " + "d/" * 1100 + "x.h5\nmodel: {path: m.h5}\n"
+                 "methods: [{name: s, kind: saliency}]\noutput: {path: o.h5}\n")
+
+
+def truncated(src, frac):
+    def make(p):
+        with open(src, "rb") as fh:
+            b = fh.read()
+        with open(p, "wb") as fh:
+            fh.write(b[: int(len(b) * frac)])
+    return make
+
+
+def data_truncated(p):
+    base_data()
+    truncated(BASE, 0.5)(p)
+
+
+def data_header_only(p):
+    base_data()
+    with open(BASE, "rb") as fh:
+        b = fh.read(800)
+    with open(p, "wb") as fh:
+        fh.write(b)
+
+
+# ------------------------------------------------------------- datasets
+def data_no_images(p):
+    data_with(p, drop=("images",))
+
+
+def data_no_labels(p):
+    data_with(p, drop=("labels",))
+
+
+def data_images_1d(p):
+    data_with(p, images=test_images().reshape(-1))
+
+
+def data_images_4d(p):
+    data_with(p, images=test_images().reshape(N, 1, 28, 28))
+
+
+def data_images_str(p):
+    data_with(p, images=np.full((N, 784), b"0.5", dtype="S8"))
+
+
+def data_images_int64(p):
+    data_with(p, images=(test_images() * 255).astype(np.int64))
+
+
+def data_images_uint8(p):
+    data_with(p, images=(test_images() * 255).astype(np.uint8))
+
+
+def data_images_compound(p):
+    data_with(p, images=np.zeros((N, 784), dtype=[("a", "<f4"), ("b", "<i4")]))
+
+
+def data_labels_float(p):
+    data_with(p, labels=test_labels().astype(np.float32))
+
+
+def data_labels_short(p):
+    data_with(p, labels=test_labels()[: N - 1])
+
+
+def data_labels_2d(p):
+    data_with(p, labels=test_labels().reshape(N, 1))
+
+
+def data_negative_label(p):
+    lab = test_labels().copy()
+    lab[5] = -1
+    data_with(p, labels=lab, keep_class_names=False)
+
+
+def data_label_out_of_range(p):
+    lab = test_labels().copy()
+    lab[3] = 17
+    data_with(p, labels=lab)
+
+
+def data_zero_rows(p):
+    data_with(p, images=np.zeros((0, 28, 28), np.float32), labels=np.zeros(0, np.int32))
+
+
+def data_nan_images(p):
+    x = test_images().copy()
+    x[5, 10, 12] = np.nan
+    data_with(p, images=x)
+
+
+def data_inf_images(p):
+    x = test_images().copy()
+    x[7, 0, 0] = np.inf
+    data_with(p, images=x)
+
+
+def data_nan_train(p):
+    base_data()
+    shutil.copy(BASE, p)
+    with h5py.File(p, "r+") as f:
+        x = f["train/images"][()]
+        x[9, 3, 4] = -np.inf
+        replace(f["train"], "images", x)
+
+
+def data_10x10(p):
+    data_with(p, images=test_images()[:, :10, :10].copy())
+
+
+def data_huge_features(p):
+    def make(g, name):
+        g.create_dataset(name, shape=(N, 1000000, 1000000), dtype=np.float32,
+                         chunks=(1, 1, 1024))
+    data_with(p, images=make)
+
+
+def data_split_is_dataset(p):
+    base_data()
+    shutil.copy(BASE, p)
+    with h5py.File(p, "r+") as f:
+        del f["test"]
+        f["test"] = np.zeros(3, np.float32)
+
+
+def data_many_classes(p):
+    data_with(p, attrs={"class_names": np.array([b"c%d" % i for i in range(5000)])})
+
+
+# --------------------------------------------------------------- models
+def model_missing_bias(p):
+    model_with(p, lambda f: f["state_dict"].__delitem__("layers.2.bias"))
+
+
+def model_wrong_shape(p):
+    model_with(p, lambda f: replace(f["state_dict"], "layers.0.weight",
+                                    np.zeros((256, 783), np.float32)))
+
+
+def model_int_weight(p):
+    model_with(p, lambda f: replace(f["state_dict"], "layers.0.weight",
+                                    np.zeros((256, 784), np.int32)))
+
+
+def model_extra_tensor(p):
+    model_with(p, lambda f: f["state_dict"].create_dataset("layers.9.weight",
+                                                           data=np.zeros(3, np.float32)))
+
+
+def model_no_state_dict(p):
+    model_with(p, lambda f: f.__delitem__("state_dict"))
+
+
+def model_no_architecture(p):
+    model_with(p, lambda f: f.__delitem__("architecture"))
+
+
+def model_unknown_kind(p):
+    def edit(f):
+        rows = f["architecture/layers"][()]
+        dt = f["architecture/layers"].dtype
+        rows = rows.astype(dt)
+        rows[1]["kind"] = "conv2d"
+        replace(f["architecture"], "layers", rows)
+    model_with(p, edit)
+
+
+def model_arch_not_table(p):
+    model_with(p, lambda f: replace(f["architecture"], "layers", np.zeros((5, 5), np.int32)))
+
+
+def model_no_sha(p):
+    model_with(p, lambda f: f.attrs.__delitem__("content_sha256"))
+
+
+def model_tampered(p):
+    def edit(f):
+        f["state_dict/layers.0.weight"][0, 0] += 1.0
+    model_with(p, edit)
+
+
+def model_nan_weight(p):
+    def edit(f):
+        w = f["state_dict/layers.2.weight"][()]
+        w[7, 100] = np.nan
+        replace(f["state_dict"], "layers.2.weight", w)
+    model_with(p, edit, rehash=True)
+
+
+def model_inf_bias(p):
+    def edit(f):
+        b = f["state_dict/layers.4.bias"][()]
+        b[3] = -np.inf
+        replace(f["state_dict"], "layers.4.bias", b)
+    model_with(p, edit, rehash=True)
+
+
+def model_bad_input_shape(p):
+    model_with(p, lambda f: f.attrs.__setitem__("input_shape", np.array([28, 0], np.int64)))
+
+
+def model_input_shape_mismatch(p):
+    model_with(p, lambda f: f.attrs.__setitem__("input_shape", np.array([10, 10], np.int64)))
+
+
+def model_n_classes_mismatch(p):
+    model_with(p, lambda f: f.attrs.__setitem__("n_classes", np.int32(12)))
+
+
+def model_format_version(p):
+    model_with(p, lambda f: f.attrs.__setitem__("format_version", np.int32(2)))
+
+
+def model_truncated(p):
+    truncated(MODEL, 0.6)(p)
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    made = 0
+    for arg in sys.argv[4:]:
+        recipe, path = arg.split(":", 1)
+        fn = globals().get(recipe)
+        if not callable(fn) or recipe.startswith("_"):
+            sys.exit(f"make_bad_inputs.py: unknown recipe '{recipe}'")
+        if os.path.lexists(path):
+            continue  # shared by several rows
+        fn(path)
+        made += 1
+    if os.path.exists(BASE):
+        os.remove(BASE)  # only the recipes' own files stay
+    print(f"make_bad_inputs.py: made {made} files in {OUT}")
+
+
+main()
