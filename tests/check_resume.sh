@@ -46,7 +46,9 @@ interrupt() {
   local name=$1 how=$2; shift 2
   local out="$name.h5"
   rc=-1 elapsed=0
-  "$MPI" -n 2 "$A" run "$J" "${S[@]}" -o "$out" "$@" > "$name.log" 2>&1 &
+  local np=2
+  [[ $how == wall ]] && np=1
+  "$MPI" -n $np "$A" run "$J" "${S[@]}" -o "$out" "$@" > "$name.log" 2>&1 &
   local pid=$!   # mpirun itself (a simple command is exec'd)
   if [[ $how != wall ]]; then
     wait_shards "$out.shards" 5 || { pkill -KILL -P $pid; wait $pid; return 1; }
@@ -103,15 +105,16 @@ if grep -q "stopped early: a stop signal" term.log; then
 else bad "SIGTERM: exit $rc"; tail -5 term.log; fi
 
 say "run.max_wall_time"
-# the limit: 60% of the uninterrupted run's wall time (startup included), so
-# some units finish before it on a quiet or a busy machine
-wall=$(echo "w = $t_ref * 0.6; if (w < 3) w = 3; w" | bc)
+# On 1 rank the run takes about twice the 2-rank reference; the limit is half
+# the reference (startup included), so some units finish before it and the
+# run stops well before its end, on a quiet machine or a busy one.
+wall=$(echo "w = $t_ref * 0.5; if (w < 3) w = 3; w" | bc)
 interrupt wall wall --set run.max_wall_time="$wall"
 if [[ $rc -eq 75 ]] && grep -q "stopped early: run.max_wall_time reached" wall.log &&
-   (( $(echo "$elapsed < $wall + 2" | bc) )); then
+   (( $(echo "$elapsed < $wall + 5" | bc) )); then
   say "     (max_wall_time $wall s: ended after $elapsed s; the reference run took $t_ref s)"
   resume_and_compare wall 2 static
-else bad "max_wall_time: exit $rc, want 75"; tail -5 wall.log; fi
+else bad "max_wall_time $wall s: exit $rc after $elapsed s, want 75 before the limit"; tail -5 wall.log; fi
 
 say "one rank killed (SIGKILL): the other must not hang"
 interrupt killed kill_rank
