@@ -73,7 +73,7 @@ add_test(NAME e2e_bad_inputs COMMAND bash ${ATTRIB_SRC_DIR}/tests/check_bad_inpu
   $<TARGET_FILE:attrib> ${ATTRIB_SRC_DIR} ${E2E}/fmnist.h5 ${E2E}/mlp.h5 ${E2E}/bad
   ${MPIEXEC_EXECUTABLE})
 set_tests_properties(e2e_bad_inputs PROPERTIES LABELS e2e FIXTURES_REQUIRED "fmnist;mlp"
-  ENVIRONMENT "${ATTRIB_MPI_ENV}" TIMEOUT 600)
+  ENVIRONMENT "${ATTRIB_MPI_ENV}" TIMEOUT 1200)
 
 add_test(NAME e2e_cli COMMAND bash ${ATTRIB_SRC_DIR}/tests/check_cli.sh
   $<TARGET_FILE:attrib> ${ATTRIB_SRC_DIR} ${E2E}/fmnist.h5 ${E2E}/mlp.h5 ${E2E}/cli)
