@@ -16,7 +16,7 @@ static void close_id(hid_t *id, herr_t (*fn)(hid_t)) {
     *id = -1;
 }
 
-int h5_shard_fsync_dir(const char *dir) {
+static int fsync_dir(const char *dir) {
     int fd = open(dir, O_RDONLY);
     if (fd < 0) return -1;
     int rc = fsync(fd);
@@ -24,8 +24,7 @@ int h5_shard_fsync_dir(const char *dir) {
     return rc;
 }
 
-/* fsync path, rename it to final, fsync final's directory. */
-static int commit(const char *tmp, const char *final, at_err *err) {
+int h5_file_commit(const char *tmp, const char *final, at_err *err) {
     int fd = open(tmp, O_RDONLY);
     if (fd < 0 || fsync(fd) != 0) {
         int e = errno;
@@ -41,7 +40,7 @@ static int commit(const char *tmp, const char *final, at_err *err) {
                           strerror(e));
     }
     char *d = at_strdup(final, "path");
-    int rc = h5_shard_fsync_dir(dirname(d));
+    int rc = fsync_dir(dirname(d));
     free(d);
     if (rc != 0)
         return at_err_set(err, AT_EIO, "%s: cannot fsync its directory: %s", final,
@@ -128,7 +127,7 @@ int h5_shard_write(const char *path, const char *plan_hash, int k, const int64_t
         rc = at_err_set(err, AT_EIO, "%s: cannot write shard (disk full?)", tmp);
     } else {
         at_fault("shard_commit"); /* tests: die before the rename */
-        rc = commit(tmp, path, err);
+        rc = h5_file_commit(tmp, path, err);
     }
     free(tmp);
     return rc;
@@ -310,7 +309,7 @@ int h5_shard_write_text(const char *path, const char *text, at_err *err) {
             unlink(tmp);
             rc = at_err_set(err, AT_EIO, "%s: cannot write (disk full?)", tmp);
         } else {
-            rc = commit(tmp, path, err);
+            rc = h5_file_commit(tmp, path, err);
         }
     }
     free(tmp);

@@ -62,8 +62,10 @@ void h5_shard_reader_free(h5_shard_reader *r);
  * (tmp, fsync, rename, fsync dir). */
 int h5_shard_write_text(const char *path, const char *text, at_err *err);
 
-/* fsync a directory (after a rename into it). Returns 0 or -1. */
-int h5_shard_fsync_dir(const char *dir);
+/* Make a finished file durable under its final name: fsync tmp, rename it
+ * to final, fsync final's directory. On failure tmp is removed and AT_EIO
+ * names the step. Used for shards, plan files and results files. */
+int h5_file_commit(const char *tmp, const char *final, at_err *err);
 
 /* A string attribute of an existing HDF5 file's root: 0 and *out (caller
  * frees) when present; 1 when the file opens but has no such attribute;

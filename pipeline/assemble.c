@@ -40,13 +40,6 @@ typedef struct {
     int64_t filled;
 } samples_out;
 
-static void iso_now(char *out, size_t cap) {
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static const char *feature_dim_names[2][3] = {{"feature", NULL, NULL}, {"y", "x", NULL}};
 
 static int write_results(run_ctx *c, const char *tmp_path, method_out *mo,
@@ -143,7 +136,7 @@ static int write_results(run_ctx *c, const char *tmp_path, method_out *mo,
     /* provenance: identical values on every rank (collective attributes) */
     char host[256] = "", finished[32];
     if (c->rank == 0) gethostname(host, sizeof host - 1);
-    iso_now(finished, sizeof finished);
+    run_iso_now(finished, sizeof finished);
     MPI_Bcast(host, sizeof host, MPI_CHAR, 0, c->comm);
     MPI_Bcast(finished, sizeof finished, MPI_CHAR, 0, c->comm);
     double t[2] = {ws->compute_s, st->fold_s}, tmax[2];
@@ -323,19 +316,7 @@ int assemble_results(run_ctx *c, const work_stats *ws, assemble_stats *st, at_er
         rc = run_agree(c, err);
         if (!rc && c->rank == 0) {
             at_fault("results_rename");
-            int fd = open(tmp_path, O_RDWR);
-            int ok = fd >= 0 && fsync(fd) == 0;
-            if (fd >= 0) close(fd);
-            if (!ok || rename(tmp_path, c->j.output_path) != 0) {
-                at_err_set(err, AT_EIO, "%s: cannot move results into place: %s",
-                           c->j.output_path, strerror(errno));
-                cli_error(err);
-                rc = AT_EIO;
-            } else {
-                char *dup = at_strdup(c->j.output_path, "path");
-                h5_shard_fsync_dir(dirname(dup));
-                free(dup);
-            }
+            if ((rc = h5_file_commit(tmp_path, c->j.output_path, err))) cli_error(err);
         }
         MPI_Bcast(&rc, 1, MPI_INT, 0, c->comm);
         st->write_s = at_now() - tw;

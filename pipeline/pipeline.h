@@ -140,6 +140,8 @@ void block_cache_init(block_cache *b, const plan *p);
 void block_cache_free(block_cache *b);
 /* Read row block rb (and its logits and predictions) unless cached. */
 int block_load(run_ctx *c, mth_scratch *sc, block_cache *b, int64_t rb, at_err *err);
+/* "DATA: /split/labels[row] = label is not a class of the model ..." */
+int run_label_error(run_ctx *c, int m, int64_t row, int32_t label, at_err *err);
 /* Targets of method m for the cached block's rows. */
 int block_targets(run_ctx *c, int m, const block_cache *b, int32_t *t, at_err *err);
 
@@ -147,6 +149,7 @@ int block_targets(run_ctx *c, int m, const block_cache *b, int32_t *t, at_err *e
  * any rank; the lowest failing rank prints its message. Collective. */
 int run_agree(run_ctx *c, const at_err *err);
 void run_nap(void); /* 0.2 ms: waiting without spinning */
+void run_iso_now(char *out, size_t cap); /* UTC, ISO 8601 */
 
 /* Why a run stops early; larger values win when ranks disagree. */
 typedef enum {

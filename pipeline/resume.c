@@ -164,24 +164,31 @@ static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Remove a flat directory and what is in it. */
-static void remove_dir(const char *dir) {
+static int ends_with(const char *s, const char *suf) {
+    size_t n = strlen(s), k = strlen(suf);
+    return n >= k && !strcmp(s + n - k, suf);
+}
+
+/* Unlink the files of a flat directory whose names end with suffix ("" =
+ * all of them). */
+static void unlink_entries(const char *dir, const char *suffix) {
     DIR *d = opendir(dir);
     if (!d) return;
     struct dirent *e;
     char path[JOB_PATH_MAX + 300];
     while ((e = readdir(d))) {
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        if (!ends_with(e->d_name, suffix)) continue;
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         unlink(path);
     }
     closedir(d);
-    rmdir(dir);
 }
 
-static int ends_with(const char *s, const char *suf) {
-    size_t n = strlen(s), k = strlen(suf);
-    return n >= k && !strcmp(s + n - k, suf);
+/* Remove a flat directory and what is in it. */
+static void remove_dir(const char *dir) {
+    unlink_entries(dir, "");
+    rmdir(dir);
 }
 
 int shard_scan_dir(run_ctx *c, shard_scan *s, at_err *err) {
@@ -335,20 +342,6 @@ static int mkdir_p(const char *dir, const char *what, at_err *err) {
     return 0;
 }
 
-/* Delete *.tmp shards (a killed run's half-written files). */
-static void remove_tmp(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    char path[JOB_PATH_MAX + 300];
-    while ((e = readdir(d))) {
-        if (!ends_with(e->d_name, ".tmp")) continue;
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        unlink(path);
-    }
-    closedir(d);
-}
-
 static char *read_text(const char *path) {
     FILE *f = fopen(path, "r");
     if (!f) return NULL;
@@ -438,7 +431,7 @@ static int decide(run_ctx *c, int *complete, at_err *err) {
         at_err_set(err, AT_EUSER, "output %s: cannot create %s", j->output_path, plan_path);
         return err->code;
     }
-    remove_tmp(c->shard_dir);
+    unlink_entries(c->shard_dir, ".tmp"); /* a killed run's half-written shards */
     if (access(c->stop_path, F_OK) == 0) {
         AT_INFO("removing the stop file %s left from an earlier run", c->stop_path);
         unlink(c->stop_path);

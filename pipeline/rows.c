@@ -8,6 +8,13 @@
 
 #include "pipeline.h"
 
+void run_iso_now(char *out, size_t cap) {
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
 void run_nap(void) {
     struct timespec ts = {0, 200000}; /* 0.2 ms */
     nanosleep(&ts, NULL);
@@ -68,6 +75,14 @@ int block_load(run_ctx *c, mth_scratch *sc, block_cache *b, int64_t rb, at_err *
     return 0;
 }
 
+int run_label_error(run_ctx *c, int m, int64_t row, int32_t label, at_err *err) {
+    return at_err_set(err, AT_EUSER,
+                      "%s: /%s/labels[%lld] = %d is not a class of the model (0..%lld) — "
+                      "methods[%d] (%s) uses target: label",
+                      c->j.data_path, c->j.data_split, (long long)row, label,
+                      (long long)c->p.n_classes - 1, m, c->j.methods[m].name);
+}
+
 int block_targets(run_ctx *c, int m, const block_cache *b, int32_t *t, at_err *err) {
     const job_method *jm = &c->j.methods[m];
     for (int r = 0; r < b->nrows; r++) {
@@ -77,12 +92,8 @@ int block_targets(run_ctx *c, int m, const block_cache *b, int32_t *t, at_err *e
         case JOB_TARGET_LABEL:
             t[r] = b->label[r];
             if (t[r] < 0 || t[r] >= c->p.n_classes)
-                return at_err_set(err, AT_EUSER,
-                                  "%s: /%s/labels[%lld] = %d is not a class of the model "
-                                  "(0..%lld) — methods[%d] (%s) uses target: label",
-                                  c->j.data_path, c->j.data_split,
-                                  (long long)(c->row_start + b->rb * c->p.block_rows + r),
-                                  t[r], (long long)c->p.n_classes - 1, m, jm->name);
+                return run_label_error(c, m, c->row_start + b->rb * c->p.block_rows + r, t[r],
+                                       err);
             break;
         }
     }

@@ -26,13 +26,6 @@
 #include "h5io.h"
 #include "pipeline.h"
 
-static void iso_now(char *out, size_t cap) {
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static void bcast_string(run_ctx *c, char **s) {
     long n = c->rank == 0 && *s ? (long)strlen(*s) + 1 : 0;
     MPI_Bcast(&n, 1, MPI_LONG, 0, c->comm);
@@ -180,12 +173,7 @@ static int digest(run_ctx *c, at_err *err) {
             if (jm->target != JOB_TARGET_LABEL) continue;
             for (int64_t r = 0; r < n; r++)
                 if (label[r] < 0 || label[r] >= p->n_classes) {
-                    at_err_set(err, AT_EUSER,
-                               "%s: /%s/labels[%lld] = %d is not a class of the model "
-                               "(0..%lld) — methods[%d] (%s) uses target: label",
-                               c->j.data_path, c->j.data_split,
-                               (long long)(c->row_start + r0 + r), label[r],
-                               (long long)p->n_classes - 1, m, jm->name);
+                    run_label_error(c, m, c->row_start + r0 + r, label[r], err);
                     break;
                 }
         }
@@ -271,7 +259,7 @@ static int run_main(int argc, char **argv, int validate_only) {
     MPI_Comm_size(c.comm, &c.size);
     at_log_set_rank(c.rank);
     c.t_start = at_now();
-    iso_now(c.started_at, sizeof c.started_at);
+    run_iso_now(c.started_at, sizeof c.started_at);
     MPI_Bcast(c.started_at, sizeof c.started_at, MPI_CHAR, 0, c.comm);
     at_err err = {0};
     cli_job_args a;
