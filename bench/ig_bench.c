@@ -43,12 +43,14 @@ int main(int argc, char **argv) {
     const int block_rows = 64, D = 784, H = 256, C = 10;
     openblas_set_num_threads(1);
 
-    eng_layer_spec specs[] = {{ENG_LAYER_LINEAR, H, 1}, {ENG_LAYER_RELU, 0, 0},
-                              {ENG_LAYER_LINEAR, H, 1}, {ENG_LAYER_RELU, 0, 0},
-                              {ENG_LAYER_LINEAR, C, 1}};
+    eng_layer specs[] = {{.kind = ENG_LAYER_LINEAR, .out_features = H, .bias = 1},
+                         {.kind = ENG_LAYER_RELU},
+                         {.kind = ENG_LAYER_LINEAR, .out_features = H, .bias = 1},
+                         {.kind = ENG_LAYER_RELU},
+                         {.kind = ENG_LAYER_LINEAR, .out_features = C, .bias = 1}};
     eng_model m;
     at_err err = {0};
-    if (eng_model_init(&m, specs, 5, D, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
+    if (eng_model_init(&m, specs, 5, (int[]){D}, 1, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
     eng_model_init_params(&m, 0);
     float *x = malloc(sizeof(float) * (size_t)n_inputs * D);
     for (size_t i = 0; i < (size_t)n_inputs * D; i++) x[i] = at_rng_uniform(2, 3, 0, i);

@@ -78,10 +78,10 @@ static void run_method(const mth_spec *s, const eng_model *m, const float *x,
 
 static void test_linear_model(void) {
     const int D = 20, C = 4, R = 9;
-    eng_layer_spec spec = {ENG_LAYER_LINEAR, C, 1};
+    eng_layer spec = {.kind = ENG_LAYER_LINEAR, .out_features = C, .bias = 1};
     eng_model m;
     at_err err = {0};
-    eng_model_init(&m, &spec, 1, D, &err);
+    eng_model_init(&m, &spec, 1, (int[]){D}, 1, &err);
     eng_model_init_params(&m, 5);
     float x[180], b[20], scores[180];
     int32_t t[9];
@@ -124,12 +124,14 @@ static void test_linear_model(void) {
 
 static void test_completeness(void) {
     const int D = 30, R = 6, C = 5;
-    eng_layer_spec specs[] = {{ENG_LAYER_LINEAR, 40, 1}, {ENG_LAYER_RELU, 0, 0},
-                              {ENG_LAYER_LINEAR, 40, 1}, {ENG_LAYER_RELU, 0, 0},
-                              {ENG_LAYER_LINEAR, C, 1}};
+    eng_layer specs[] = {{.kind = ENG_LAYER_LINEAR, .out_features = 40, .bias = 1},
+                         {.kind = ENG_LAYER_RELU},
+                         {.kind = ENG_LAYER_LINEAR, .out_features = 40, .bias = 1},
+                         {.kind = ENG_LAYER_RELU},
+                         {.kind = ENG_LAYER_LINEAR, .out_features = C, .bias = 1}};
     eng_model m;
     at_err err = {0};
-    eng_model_init(&m, specs, 5, D, &err);
+    eng_model_init(&m, specs, 5, (int[]){D}, 1, &err);
     eng_model_init_params(&m, 9);
     float x[180], b[30] = {0}, scores[180];
     int32_t t[6];
@@ -140,7 +142,7 @@ static void test_completeness(void) {
     mth_plan(&s, &err);
     run_method(&s, &m, x, b, t, R, 2048, scores);
     eng_workspace ws;
-    eng_workspace_init(&ws, &m, R + 1);
+    eng_workspace_init(&ws, &m, R + 1, ENG_F32);
     float xb[210];
     memcpy(xb, x, sizeof x);
     memcpy(xb + R * D, b, sizeof b);

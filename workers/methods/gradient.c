@@ -97,7 +97,7 @@ int mth_uses_baseline(const mth_spec *s) { return s->kind == MTH_INTEGRATED_GRAD
 void mth_scratch_init(mth_scratch *sc, const eng_model *m, int cap) {
     AT_CHECK(cap >= 1);
     sc->cap = cap;
-    eng_workspace_init(&sc->ws, m, cap);
+    eng_workspace_init(&sc->ws, m, cap, ENG_F32);
     size_t D = (size_t)m->in_features, C = (size_t)m->out_features;
     sc->xin = at_malloc((size_t)cap * D * sizeof(float), "unit inputs");
     sc->dx = at_malloc((size_t)cap * D * sizeof(float), "unit input gradients");
