@@ -2,6 +2,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "h5io.h"
 
+#include "arch.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -876,39 +878,7 @@ int h5_import_fashion_mnist(const char *src_dir, const char *out_path,
 
 /* ================================================================ models */
 
-/* One stored parameter tensor of a layer. */
-typedef struct {
-    size_t off;
-    int rank;
-    hsize_t dims[2];
-} tensor_desc;
-
-/* The parameter tensors of layer L in state-dict order (t = 0 weight,
- * 1 bias). A kind with parameters this file does not know is a bug. */
-static int layer_tensors(const eng_layer *L, tensor_desc t[2]) {
-    switch (L->kind) {
-    case ENG_LAYER_LINEAR:
-        t[0].off = L->w_off;
-        t[0].rank = 2;
-        t[0].dims[0] = (hsize_t)L->out_features;
-        t[0].dims[1] = (hsize_t)L->in_features;
-        if (!L->bias) return 1;
-        t[1].off = L->b_off;
-        t[1].rank = 1;
-        t[1].dims[0] = (hsize_t)L->out_features;
-        t[1].dims[1] = 0;
-        return 2;
-    default:
-        AT_CHECK(L->n_params == 0);
-        return 0;
-    }
-}
-
-static size_t tensor_numel(const tensor_desc *t) {
-    size_t n = 1;
-    for (int i = 0; i < t->rank; i++) n *= (size_t)t->dims[i];
-    return n;
-}
+#define ARCH_TEXT_MAX (4 << 20) /* bytes of the architecture attribute */
 
 static void sha_update_f32_le(at_sha256 *s, const float *x, size_t n) {
     const uint16_t probe = 1;
@@ -930,88 +900,87 @@ static void sha_update_f32_le(at_sha256 *s, const float *x, size_t n) {
     at_sha256_update(s, buf, k);
 }
 
-void h5_model_hash(const eng_model *m, char out[65]) {
-    AT_CHECK(m && out);
+static int tensor_name_cmp(const void *a, const void *b) {
+    const eng_tensor *x = *(const eng_tensor *const *)a, *y = *(const eng_tensor *const *)b;
+    return strcmp(x->name, y->name); /* compares as unsigned char: byte order */
+}
+
+/* content_sha256: the architecture text as stored, then every tensor in
+ * ascending byte order of its name: the name, a NUL, its float32 bytes
+ * (little endian). */
+static void model_hash(const char *arch, const eng_model *m, char out[65]) {
     at_sha256 s;
     at_sha256_init(&s);
-    char line[160];
-    for (int i = 0; i < m->n_layers; i++) {
-        const eng_layer *L = &m->layers[i];
-        const char *kind = eng_layer_kind_name(L->kind);
-        AT_CHECK(kind != NULL);
-        int len = snprintf(line, sizeof line, "%d %s %d %d %d\n", i, kind,
-                           L->in_features, L->out_features, L->bias);
-        at_sha256_update(&s, line, (size_t)len);
+    at_sha256_update(&s, arch, strlen(arch));
+    const eng_tensor **order = at_calloc((size_t)m->n_tensors + 1, sizeof *order,
+                                         "model hash order");
+    for (int i = 0; i < m->n_tensors; i++) order[i] = &m->tensors[i];
+    qsort(order, (size_t)m->n_tensors, sizeof *order, tensor_name_cmp);
+    for (int i = 0; i < m->n_tensors; i++) {
+        at_sha256_update(&s, order[i]->name, strlen(order[i]->name) + 1);
+        sha_update_f32_le(&s, m->params + order[i]->off, order[i]->numel);
     }
-    for (int i = 0; i < m->n_layers; i++) {
-        tensor_desc t[2];
-        int nt = layer_tensors(&m->layers[i], t);
-        for (int k = 0; k < nt; k++) {
-            char name[64];
-            eng_param_name(i, k, name, sizeof name);
-            at_sha256_update(&s, name, strlen(name) + 1);
-            sha_update_f32_le(&s, m->params + t[k].off, tensor_numel(&t[k]));
-        }
-    }
+    free(order);
     uint8_t digest[32];
     at_sha256_final(&s, digest);
     at_sha256_hex(digest, out);
 }
 
-/* One row of /architecture/layers in memory. kind is a variable-length UTF-8
- * string in the file. */
-typedef struct {
-    int32_t index;
-    char *kind;
-    int32_t in_features, out_features, bias;
-} arch_row;
+void h5_model_hash(const eng_model *m, char out[65]) {
+    AT_CHECK(m && out);
+    char *arch = arch_emit(m);
+    model_hash(arch, m, out);
+    free(arch);
+}
 
-static hid_t arch_mem_type(hid_t str_type) {
-    hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(arch_row));
-    H5Tinsert(t, "index", HOFFSET(arch_row, index), H5T_NATIVE_INT32);
-    H5Tinsert(t, "kind", HOFFSET(arch_row, kind), str_type);
-    H5Tinsert(t, "in_features", HOFFSET(arch_row, in_features), H5T_NATIVE_INT32);
-    H5Tinsert(t, "out_features", HOFFSET(arch_row, out_features), H5T_NATIVE_INT32);
-    H5Tinsert(t, "bias", HOFFSET(arch_row, bias), H5T_NATIVE_INT32);
-    return t;
+/* "(16, 1, 3, 3)" of a tensor. */
+static h5shape tensor_shape_text(const eng_tensor *t) {
+    return shape_text_i64(t->ndim, t->shape);
+}
+
+/* "layer 'conv1' (conv2d)" of a tensor. */
+static h5text tensor_owner(const eng_model *m, const eng_tensor *t) {
+    h5text s;
+    const eng_layer *L = &m->layers[t->layer];
+    snprintf(s.s, sizeof s.s, "layer '%s' (%s)", L->name, eng_layer_kind_name(L->kind));
+    return s;
 }
 
 static const char *const reserved_model_attrs[] = {
-    "format", "format_version", "input_shape", "n_classes", "content_sha256",
+    "format", "format_version", "architecture", "input_shape", "n_classes", "content_sha256",
 };
 
 int h5_model_save(const char *path, const eng_model *m, h5_model_info *info,
                   const h5_attr *attrs, int n_attrs, at_err *err) {
     AT_CHECK(path && m && info && (attrs || n_attrs == 0) && m->n_layers >= 1);
-    /* input_shape: the caller's (product must be the model's D), else (D). */
-    if (info->n_input_dims == 0) {
-        info->n_input_dims = 1;
-        info->input_shape[0] = m->in_features;
-    }
-    AT_CHECK(info->n_input_dims >= 1 && info->n_input_dims <= H5IO_MAX_DIMS);
-    int64_t prod = 1;
-    for (int i = 0; i < info->n_input_dims; i++) prod *= info->input_shape[i];
-    AT_CHECK(prod == m->in_features);
+    AT_CHECK(m->in_ndim >= 1 && m->in_ndim <= ENG_MAX_DIMS);
+    char *arch = arch_emit(m);
+    memset(info, 0, sizeof *info);
+    info->n_input_dims = m->in_ndim;
+    for (int i = 0; i < m->in_ndim; i++) info->input_shape[i] = m->in_shape[i];
     info->n_classes = m->out_features;
-    h5_model_hash(m, info->sha256);
+    model_hash(arch, m, info->sha256);
 
     int rc = mkdir_parents(path, err);
-    if (rc) return rc;
+    if (rc) {
+        free(arch);
+        return rc;
+    }
     char *tmp = tmp_name(path);
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    hid_t str = vlen_str_type(), mtype = -1, ftype = -1, space = -1, d = -1,
-          g = -1, lcpl = -1;
-    arch_row *rows = NULL;
+    hid_t space = -1, d = -1, g = -1;
     if (f < 0) {
         rc = at_err_set(err, AT_EIO, "%s: cannot create %s", path, tmp);
         goto done;
     }
-    int32_t version = 1, n_classes = m->out_features;
+    int32_t version = 2;
+    int64_t n_classes = m->out_features;
     if (attr_write_str(f, "format", "attrib-model") < 0 ||
         attr_write_scalar(f, "format_version", H5T_NATIVE_INT32, &version) < 0 ||
+        attr_write_str(f, "architecture", arch) < 0 ||
         attr_write_vec(f, "input_shape", H5T_NATIVE_INT64, info->n_input_dims,
                        info->input_shape) < 0 ||
-        attr_write_scalar(f, "n_classes", H5T_NATIVE_INT32, &n_classes) < 0 ||
+        attr_write_scalar(f, "n_classes", H5T_NATIVE_INT64, &n_classes) < 0 ||
         attr_write_str(f, "content_sha256", info->sha256) < 0) {
         rc = at_err_set(err, AT_EIO, "%s: cannot write root attributes", path);
         goto done;
@@ -1031,64 +1000,32 @@ int h5_model_save(const char *path, const eng_model *m, h5_model_info *info,
         }
     }
 
-    /* /architecture/layers */
-    lcpl = H5Pcreate(H5P_LINK_CREATE);
-    H5Pset_create_intermediate_group(lcpl, 1);
-    rows = at_calloc((size_t)m->n_layers, sizeof *rows, "arch rows");
-    for (int i = 0; i < m->n_layers; i++) {
-        const eng_layer *L = &m->layers[i];
-        rows[i].index = i;
-        rows[i].kind = (char *)eng_layer_kind_name(L->kind);
-        AT_CHECK(rows[i].kind != NULL);
-        rows[i].in_features = L->in_features;
-        rows[i].out_features = L->out_features;
-        rows[i].bias = L->bias;
-    }
-    mtype = arch_mem_type(str);
-    ftype = H5Tcopy(mtype);
-    H5Tpack(ftype);
-    hsize_t nl = (hsize_t)m->n_layers;
-    space = H5Screate_simple(1, &nl, NULL);
-    d = H5Dcreate2(f, "/architecture/layers", ftype, space, lcpl, H5P_DEFAULT,
-                   H5P_DEFAULT);
-    if (d < 0 || H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows) < 0) {
-        rc = at_err_set(err, AT_EIO, "%s: cannot write /architecture/layers", path);
+    /* /state_dict: one dataset per tensor, PyTorch's name and shape */
+    g = H5Gcreate2(f, "state_dict", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0) {
+        rc = at_err_set(err, AT_EIO, "%s: cannot create /state_dict", path);
         goto done;
     }
-    close_id(&d);
-    close_id(&space);
-
-    /* /state_dict */
-    g = H5Gcreate2(f, "state_dict", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    for (int i = 0; i < m->n_layers && g >= 0; i++) {
-        tensor_desc t[2];
-        int nt = layer_tensors(&m->layers[i], t);
-        for (int k = 0; k < nt; k++) {
-            char name[64];
-            eng_param_name(i, k, name, sizeof name);
-            space = H5Screate_simple(t[k].rank, t[k].dims, NULL);
-            d = H5Dcreate2(g, name, H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT,
-                           H5P_DEFAULT);
-            if (d < 0 || H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
-                                  m->params + t[k].off) < 0) {
-                rc = at_err_set(err, AT_EIO, "%s: cannot write /state_dict/%s", path,
-                                name);
-                goto done;
-            }
-            close_id(&d);
-            close_id(&space);
+    for (int i = 0; i < m->n_tensors; i++) {
+        const eng_tensor *t = &m->tensors[i];
+        AT_CHECK(t->name[0] && !strchr(t->name, '/') && t->ndim >= 1 && t->ndim <= 4);
+        hsize_t dims[4];
+        for (int k = 0; k < t->ndim; k++) dims[k] = (hsize_t)t->shape[k];
+        space = H5Screate_simple(t->ndim, dims, NULL);
+        d = H5Dcreate2(g, t->name, H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT,
+                       H5P_DEFAULT);
+        if (d < 0 || H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                              m->params + t->off) < 0) {
+            rc = at_err_set(err, AT_EIO, "%s: cannot write /state_dict/%s", path, t->name);
+            goto done;
         }
+        close_id(&d);
+        close_id(&space);
     }
-    if (g < 0) rc = at_err_set(err, AT_EIO, "%s: cannot create /state_dict", path);
 done:
-    free(rows);
     close_id(&d);
     close_id(&space);
-    close_id(&ftype);
-    close_id(&mtype);
-    close_id(&lcpl);
     close_id(&g);
-    close_id(&str);
     if (f >= 0) {
         int crc = close_file(&f, path, err);
         if (rc == 0) rc = crc;
@@ -1096,113 +1033,8 @@ done:
     }
     if (rc) unlink(tmp);
     free(tmp);
+    free(arch);
     return rc;
-}
-
-/* Read /architecture/layers into rows (kind strings malloc'd). Returns the
- * row count or -1 with err set. */
-static int read_arch(hid_t f, const char *path, arch_row *rows, int cap,
-                     at_err *err) {
-    static const char *const fields[5] = {"index", "kind", "in_features",
-                                          "out_features", "bias"};
-    const char *dname = "/architecture/layers";
-    int n = -1;
-    hid_t d = -1, ftype = -1, space = -1, str = -1, mtype = -1;
-    if (H5Lexists(f, "architecture", H5P_DEFAULT) <= 0 ||
-        H5Lexists(f, dname, H5P_DEFAULT) <= 0 ||
-        (d = H5Dopen2(f, dname, H5P_DEFAULT)) < 0) {
-        at_err_set(err, AT_EUSER, "%s: no dataset %s (not an attrib model file?)",
-                   path, dname);
-        goto done;
-    }
-    ftype = H5Dget_type(d);
-    space = H5Dget_space(d);
-    hsize_t dims[H5S_MAX_RANK];
-    int rank = H5Sget_simple_extent_dims(space, dims, NULL);
-    if (H5Tget_class(ftype) != H5T_COMPOUND || H5Tget_size(ftype) > 4096 || rank != 1) {
-        at_err_set(err, AT_EUSER, "%s: dataset %s: expected a 1-D compound table "
-                   "{index, kind, in_features, out_features, bias}, found %s", path,
-                   dname, dset_text(d).s);
-        goto done;
-    }
-    for (int k = 0; k < 5; k++) {
-        int idx = H5Tget_member_index(ftype, fields[k]);
-        hid_t mt = idx < 0 ? -1 : H5Tget_member_type(ftype, (unsigned)idx);
-        H5T_class_t want = k == 1 ? H5T_STRING : H5T_INTEGER;
-        int ok = mt >= 0 && (k == 1 ? H5Tget_class(mt) == want : number_type_ok(mt, want));
-        if (ok && k == 1 && H5Tis_variable_str(mt) <= 0) {
-            /* A fixed-length kind reads as a fixed 32-byte string. */
-            ok = H5Tget_size(mt) < 32;
-        }
-        close_id(&mt);
-        if (!ok) {
-            at_err_set(err, AT_EUSER, "%s: dataset %s: field '%s' missing or not %s "
-                       "(expected fields index, kind, in_features, out_features, "
-                       "bias)", path, dname, fields[k],
-                       k == 1 ? "a string" : "an integer");
-            goto done;
-        }
-    }
-    if (dims[0] < 1 || dims[0] > (hsize_t)cap) {
-        at_err_set(err, AT_EUSER, "%s: dataset %s: %llu layers, expected 1 to %d",
-                   path, dname, (unsigned long long)dims[0], cap);
-        goto done;
-    }
-    int kidx = H5Tget_member_index(ftype, "kind");
-    hid_t kt = H5Tget_member_type(ftype, (unsigned)kidx);
-    int vlen = H5Tis_variable_str(kt) > 0;
-    close_id(&kt);
-    if (vlen) {
-        str = vlen_str_type();
-        mtype = arch_mem_type(str);
-        if (H5Dread(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows) < 0) {
-            at_err_set(err, AT_EIO, "%s: cannot read %s", path, dname);
-            goto done;
-        }
-        char *kinds[ENG_MAX_LAYERS];
-        AT_CHECK(dims[0] <= ENG_MAX_LAYERS);
-        for (hsize_t i = 0; i < dims[0]; i++)
-            kinds[i] = at_strdup(rows[i].kind ? rows[i].kind : "", "layer kind");
-        H5Dvlen_reclaim(mtype, space, H5P_DEFAULT, rows);
-        for (hsize_t i = 0; i < dims[0]; i++) rows[i].kind = kinds[i];
-    } else {
-        /* Fixed-length kind strings: read them into a side table. */
-        typedef struct {
-            int32_t index;
-            char kind[32];
-            int32_t in_features, out_features, bias;
-        } fixed_row;
-        str = H5Tcopy(H5T_C_S1);
-        H5Tset_size(str, 32);
-        mtype = H5Tcreate(H5T_COMPOUND, sizeof(fixed_row));
-        H5Tinsert(mtype, "index", HOFFSET(fixed_row, index), H5T_NATIVE_INT32);
-        H5Tinsert(mtype, "kind", HOFFSET(fixed_row, kind), str);
-        H5Tinsert(mtype, "in_features", HOFFSET(fixed_row, in_features),
-                  H5T_NATIVE_INT32);
-        H5Tinsert(mtype, "out_features", HOFFSET(fixed_row, out_features),
-                  H5T_NATIVE_INT32);
-        H5Tinsert(mtype, "bias", HOFFSET(fixed_row, bias), H5T_NATIVE_INT32);
-        fixed_row *fr = at_calloc(dims[0], sizeof *fr, "arch rows");
-        if (H5Dread(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, fr) < 0) {
-            free(fr);
-            at_err_set(err, AT_EIO, "%s: cannot read %s", path, dname);
-            goto done;
-        }
-        for (hsize_t i = 0; i < dims[0]; i++) {
-            fr[i].kind[31] = '\0';
-            rows[i] = (arch_row){fr[i].index, at_strdup(fr[i].kind, "layer kind"),
-                                 fr[i].in_features, fr[i].out_features, fr[i].bias};
-        }
-        free(fr);
-    }
-    n = (int)dims[0];
-done:
-    close_id(&mtype);
-    close_id(&str);
-    close_id(&space);
-    close_id(&ftype);
-    close_id(&d);
-    return n;
 }
 
 /* Find the first link name in /state_dict that the model does not expect. */
@@ -1216,94 +1048,84 @@ static herr_t state_dict_cb(hid_t loc, const char *name, const H5L_info_t *info,
     (void)loc;
     (void)info;
     sd_check *c = data;
-    for (int i = 0; i < c->m->n_layers; i++) {
-        tensor_desc t[2];
-        int nt = layer_tensors(&c->m->layers[i], t);
-        for (int k = 0; k < nt; k++) {
-            char want[64];
-            eng_param_name(i, k, want, sizeof want);
-            if (strcmp(want, name) == 0) return 0;
-        }
-    }
+    for (int i = 0; i < c->m->n_tensors; i++)
+        if (strcmp(c->m->tensors[i].name, name) == 0) return 0;
     snprintf(c->unexpected, sizeof c->unexpected, "%s", name);
     return 1; /* stop */
 }
 
 /* NaN or Inf in a weight would turn every score into NaN: refuse the file,
- * naming the first such element. */
-static int check_finite_tensor(const char *path, const char *name, const float *x,
-                               const tensor_desc *t, at_err *err) {
-    size_t n = tensor_numel(t);
-    for (size_t i = 0; i < n; i++) {
+ * naming the first such element by its index in the tensor. */
+static int check_finite_tensor(const char *path, const eng_tensor *t, const float *x,
+                               at_err *err) {
+    for (size_t i = 0; i < t->numel; i++) {
         if (isfinite(x[i])) continue;
-        char at[64];
-        if (t->rank == 2)
-            snprintf(at, sizeof at, "[%zu, %zu]", i / (size_t)t->dims[1],
-                     i % (size_t)t->dims[1]);
-        else
-            snprintf(at, sizeof at, "[%zu]", i);
+        char at[96];
+        size_t k = 0, rest = i;
+        int64_t idx[4];
+        for (int d = t->ndim - 1; d >= 0; d--) {
+            idx[d] = (int64_t)(rest % (size_t)t->shape[d]);
+            rest /= (size_t)t->shape[d];
+        }
+        at[k++] = '[';
+        for (int d = 0; d < t->ndim; d++)
+            k += (size_t)snprintf(at + k, sizeof at - k, "%s%lld", d ? ", " : "",
+                                  (long long)idx[d]);
+        snprintf(at + k, sizeof at - k, "]");
         return at_err_set(err, AT_EUSER, "%s: tensor /state_dict/%s: non-finite value "
-                          "%s at %s (expected finite float32 weights)", path, name,
+                          "%s at %s (expected finite float32 weights)", path, t->name,
                           isnan(x[i]) ? "nan" : x[i] > 0 ? "inf" : "-inf", at);
     }
     return 0;
 }
 
-/* Read every tensor of m from /state_dict, checking presence, shape and that
- * every value is finite. */
+/* Read every tensor of m from /state_dict by name, checking presence, type,
+ * shape and that every value is finite; then refuse anything else there. */
 static int read_state_dict(hid_t f, const char *path, eng_model *m, at_err *err) {
     if (H5Lexists(f, "state_dict", H5P_DEFAULT) <= 0)
         return at_err_set(err, AT_EUSER, "%s: no group /state_dict (not an attrib "
                           "model file?)", path);
     hid_t g = H5Gopen2(f, "state_dict", H5P_DEFAULT);
-    if (g < 0) return at_err_set(err, AT_EUSER, "%s: cannot open /state_dict", path);
+    if (g < 0) return at_err_set(err, AT_EUSER, "%s: /state_dict is not a group", path);
     int rc = 0;
-    for (int i = 0; i < m->n_layers && rc == 0; i++) {
-        const eng_layer *L = &m->layers[i];
-        tensor_desc t[2];
-        int nt = layer_tensors(L, t);
-        for (int k = 0; k < nt && rc == 0; k++) {
-            char name[64];
-            eng_param_name(i, k, name, sizeof name);
-            if (H5Lexists(g, name, H5P_DEFAULT) <= 0) {
-                rc = at_err_set(err, AT_EUSER, "%s: missing tensor /state_dict/%s "
-                                "(layer %d is %s %d -> %d%s; expected %s%s)", path, name,
-                                i, eng_layer_kind_name(L->kind), L->in_features,
-                                L->out_features, L->bias ? " with bias" : "",
-                                "float32 ", shape_text(t[k].rank, t[k].dims).s);
-                break;
-            }
-            hid_t d = H5Dopen2(g, name, H5P_DEFAULT);
-            hid_t type = d < 0 ? -1 : H5Dget_type(d);
-            hid_t space = d < 0 ? -1 : H5Dget_space(d);
-            hsize_t dims[H5S_MAX_RANK];
-            int rank = space < 0 ? -1 : H5Sget_simple_extent_dims(space, dims, NULL);
-            int ok = d >= 0 && number_type_ok(type, H5T_FLOAT) && rank == t[k].rank;
-            for (int j = 0; ok && j < rank; j++) ok = dims[j] == t[k].dims[j];
-            if (!ok)
-                rc = at_err_set(err, AT_EUSER, "%s: tensor /state_dict/%s: expected "
-                                "float32 %s (layer %d is %s %d -> %d), found %s", path,
-                                name, shape_text(t[k].rank, t[k].dims).s, i,
-                                eng_layer_kind_name(L->kind), L->in_features,
-                                L->out_features, d < 0 ? "?" : dset_text(d).s);
-            else if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
-                             m->params + t[k].off) < 0)
-                rc = at_err_set(err, AT_EIO, "%s: cannot read tensor /state_dict/%s",
-                                path, name);
-            else
-                rc = check_finite_tensor(path, name, m->params + t[k].off, &t[k], err);
-            close_id(&space);
-            close_id(&type);
-            close_id(&d);
+    for (int i = 0; i < m->n_tensors && rc == 0; i++) {
+        const eng_tensor *t = &m->tensors[i];
+        if (H5Lexists(g, t->name, H5P_DEFAULT) <= 0) {
+            rc = at_err_set(err, AT_EUSER, "%s: missing tensor /state_dict/%s (%s; expected "
+                            "float32 %s)", path, t->name, tensor_owner(m, t).s,
+                            tensor_shape_text(t).s);
+            break;
         }
+        H5O_info_t oi;
+        int is_dset = H5Oget_info_by_name(g, t->name, &oi, H5P_DEFAULT) >= 0 &&
+                      oi.type == H5O_TYPE_DATASET;
+        hid_t d = is_dset ? H5Dopen2(g, t->name, H5P_DEFAULT) : -1;
+        hid_t type = d < 0 ? -1 : H5Dget_type(d);
+        hid_t space = d < 0 ? -1 : H5Dget_space(d);
+        hsize_t dims[H5S_MAX_RANK];
+        int rank = space < 0 ? -1 : H5Sget_simple_extent_dims(space, dims, NULL);
+        int ok = d >= 0 && number_type_ok(type, H5T_FLOAT) && rank == t->ndim;
+        for (int j = 0; ok && j < rank; j++) ok = dims[j] == (hsize_t)t->shape[j];
+        if (!ok)
+            rc = at_err_set(err, AT_EUSER, "%s: tensor /state_dict/%s: expected float32 %s "
+                            "(%s), found %s", path, t->name, tensor_shape_text(t).s,
+                            tensor_owner(m, t).s, d < 0 ? "a group or link" : dset_text(d).s);
+        else if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                         m->params + t->off) < 0)
+            rc = at_err_set(err, AT_EIO, "%s: cannot read tensor /state_dict/%s", path,
+                            t->name);
+        else
+            rc = check_finite_tensor(path, t, m->params + t->off, err);
+        close_id(&space);
+        close_id(&type);
+        close_id(&d);
     }
     if (rc == 0) {
         sd_check c = {m, {0}};
         H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, NULL, state_dict_cb, &c);
         if (c.unexpected[0])
             rc = at_err_set(err, AT_EUSER, "%s: unexpected tensor /state_dict/%s (the "
-                            "architecture table has no such parameter)", path,
-                            c.unexpected);
+                            "architecture has no such parameter)", path, c.unexpected);
     }
     close_id(&g);
     return rc;
@@ -1315,9 +1137,9 @@ int h5_model_load(const char *path, eng_model *m, h5_model_info *info,
     memset(m, 0, sizeof *m);
     h5_model_info mi;
     memset(&mi, 0, sizeof mi);
-    arch_row rows[ENG_MAX_LAYERS];
-    int n_rows = 0, built = 0, rc = 0;
-    char *s = NULL;
+    int built = 0, rc = 0, n_layers = 0;
+    char *s = NULL, *arch = NULL, *source = NULL;
+    eng_layer *specs = NULL;
     hid_t f = path_exists(path) ? H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT) : -1;
     if (f < 0) {
         if (path_exists(path))
@@ -1335,23 +1157,45 @@ int h5_model_load(const char *path, eng_model *m, h5_model_info *info,
         goto done;
     }
     int64_t v[H5IO_MAX_DIMS];
-    if (attr_read_i64s(f, "format_version", v, 1) == 1 && v[0] != 1) {
+    if (attr_read_i64s(f, "format_version", v, 1) != 1) {
+        rc = at_err_set(err, AT_EUSER, "%s: root attribute format_version missing or not "
+                        "an integer (not an attrib model file?)", path);
+        goto done;
+    }
+    if (v[0] == 1) {
+        rc = at_err_set(err, AT_EUSER, "%s was written by attrib < 0.2 (format_version 1); "
+                        "retrain it with `attrib train` or re-export it with "
+                        "tools/export_torch.py", path);
+        goto done;
+    }
+    if (v[0] != 2) {
         rc = at_err_set(err, AT_EUSER, "%s: format_version %lld, this attrib reads "
-                        "version 1", path, (long long)v[0]);
+                        "version 2", path, (long long)v[0]);
+        goto done;
+    }
+    if (attr_read_str(f, "architecture", &arch) != 1) {
+        rc = at_err_set(err, AT_EUSER, "%s: root attribute architecture missing or not a "
+                        "string (not an attrib model file?)", path);
+        goto done;
+    }
+    if (strlen(arch) > ARCH_TEXT_MAX) {
+        rc = at_err_set(err, AT_EUSER, "%s: root attribute architecture is %zu bytes, "
+                        "at most %d", path, strlen(arch), ARCH_TEXT_MAX);
         goto done;
     }
     mi.n_input_dims = attr_read_i64s(f, "input_shape", mi.input_shape, H5IO_MAX_DIMS);
-    if (mi.n_input_dims < 1) {
-        rc = at_err_set(err, AT_EUSER, "%s: root attribute input_shape missing or not "
-                        "a list of 1 to %d integers (not an attrib model file?)", path,
-                        H5IO_MAX_DIMS);
+    if (mi.n_input_dims < 1 || mi.n_input_dims > ENG_MAX_DIMS) {
+        rc = at_err_set(err, AT_EUSER, "%s: root attribute input_shape missing or not a "
+                        "list of 1 to %d integers", path, ENG_MAX_DIMS);
         goto done;
     }
+    int in_shape[ENG_MAX_DIMS];
     int64_t D = 1;
     for (int i = 0; i < mi.n_input_dims; i++) {
         if (mi.input_shape[i] < 1 || mi.input_shape[i] > INT32_MAX) D = -1;
         if (D > 0) D *= mi.input_shape[i];
         if (D > INT32_MAX) D = -1;
+        in_shape[i] = (int)mi.input_shape[i];
     }
     if (D < 1) {
         rc = at_err_set(err, AT_EUSER, "%s: root attribute input_shape %s is not a "
@@ -1359,9 +1203,9 @@ int h5_model_load(const char *path, eng_model *m, h5_model_info *info,
                         shape_text_i64(mi.n_input_dims, mi.input_shape).s);
         goto done;
     }
-    if (attr_read_i64s(f, "n_classes", v, 1) != 1) {
+    if (attr_read_i64s(f, "n_classes", v, 1) != 1 || v[0] < 1 || v[0] > INT32_MAX) {
         rc = at_err_set(err, AT_EUSER, "%s: root attribute n_classes missing or not an "
-                        "integer", path);
+                        "integer >= 1", path);
         goto done;
     }
     mi.n_classes = (int)v[0];
@@ -1374,85 +1218,50 @@ int h5_model_load(const char *path, eng_model *m, h5_model_info *info,
     }
 
     /* architecture -> model */
-    n_rows = read_arch(f, path, rows, ENG_MAX_LAYERS, err);
-    if (n_rows < 0) {
-        rc = err->code;
-        n_rows = 0;
-        goto done;
-    }
-    eng_layer_spec specs[ENG_MAX_LAYERS];
-    for (int i = 0; i < n_rows; i++) {
-        if (rows[i].index != i) {
-            rc = at_err_set(err, AT_EUSER, "%s: /architecture/layers row %d has index "
-                            "%d, expected %d", path, i, rows[i].index, i);
-            goto done;
-        }
-        eng_layer_kind kind;
-        if (eng_layer_kind_parse(rows[i].kind, &kind) != 0) {
-            rc = at_err_set(err, AT_EUSER, "%s: /architecture/layers row %d: unknown "
-                            "layer kind '%s'", path, i, rows[i].kind);
-            goto done;
-        }
-        specs[i].kind = kind;
-        specs[i].out_features = rows[i].out_features;
-        specs[i].bias = rows[i].bias;
-    }
+    size_t sl = strlen(path) + 32;
+    source = at_malloc(sl, "model source");
+    snprintf(source, sl, "%s: architecture", path);
+    specs = at_calloc(ENG_MAX_LAYERS, sizeof *specs, "model specs");
+    rc = arch_parse_text(arch, source, 0, specs, ENG_MAX_LAYERS, &n_layers, err);
+    if (rc) goto done;
     /* the parameter count, before eng_model_init allocates it */
-    int64_t n_params = 0, width = D;
-    for (int i = 0; i < n_rows && n_params <= H5IO_MAX_PARAMS; i++) {
-        if (specs[i].kind != ENG_LAYER_LINEAR || specs[i].out_features < 1) continue;
-        int64_t o = specs[i].out_features; /* width, o < 2^31: no overflow */
-        n_params += width * o + (specs[i].bias ? o : 0);
-        width = o;
-    }
+    int64_t n_params = arch_param_count(specs, n_layers, in_shape, mi.n_input_dims);
     if (n_params > H5IO_MAX_PARAMS) {
-        rc = at_err_set(err, AT_EUSER, "%s: /architecture/layers with input_shape %s "
-                        "describes more than %lld parameters (at most %lld are supported)",
-                        path, shape_text_i64(mi.n_input_dims, mi.input_shape).s,
-                        (long long)H5IO_MAX_PARAMS, (long long)H5IO_MAX_PARAMS);
+        rc = at_err_set(err, AT_EUSER, "%s: the architecture with input_shape %s has %lld "
+                        "parameters; at most %lld are supported", path,
+                        shape_text_i64(mi.n_input_dims, mi.input_shape).s,
+                        (long long)n_params, (long long)H5IO_MAX_PARAMS);
         goto done;
     }
     at_err e2;
     at_err_clear(&e2);
-    if (eng_model_init(m, specs, n_rows, (int)D, &e2) != 0) {
-        rc = at_err_set(err, e2.code ? e2.code : AT_EUSER, "%s: /architecture/layers "
-                        "with input_shape %s: %s", path,
+    if (eng_model_init(m, specs, n_layers, in_shape, mi.n_input_dims, &e2) != 0) {
+        rc = at_err_set(err, e2.code ? e2.code : AT_EUSER, "%s: the architecture with "
+                        "input_shape %s: %s", path,
                         shape_text_i64(mi.n_input_dims, mi.input_shape).s, e2.msg);
         goto done;
     }
     built = 1;
-    for (int i = 0; i < n_rows; i++) {
-        const eng_layer *L = &m->layers[i];
-        if (L->in_features != rows[i].in_features ||
-            L->out_features != rows[i].out_features ||
-            L->bias != rows[i].bias) {
-            rc = at_err_set(err, AT_EUSER, "%s: /architecture/layers row %d (%s): table "
-                            "says %d -> %d bias=%d, the model built from input_shape "
-                            "%s has %d -> %d bias=%d", path, i, rows[i].kind,
-                            rows[i].in_features, rows[i].out_features, rows[i].bias,
-                            shape_text_i64(mi.n_input_dims, mi.input_shape).s,
-                            L->in_features, L->out_features, L->bias);
-            goto done;
-        }
-    }
     if (m->out_features != mi.n_classes) {
-        rc = at_err_set(err, AT_EUSER, "%s: root attribute n_classes is %d but the last "
-                        "layer has %d outputs", path, mi.n_classes, m->out_features);
+        rc = at_err_set(err, AT_EUSER, "%s: root attribute n_classes is %d but the model "
+                        "has %d outputs", path, mi.n_classes, m->out_features);
         goto done;
     }
     rc = read_state_dict(f, path, m, err);
     if (rc) goto done;
 
-    h5_model_hash(m, mi.sha256);
+    model_hash(arch, m, mi.sha256);
     if (strcmp(mi.sha256, s) != 0) {
         rc = at_err_set(err, AT_EUSER, "%s: content_sha256 mismatch: file says %s, "
-                        "weights hash to %s (the file was modified or is corrupt)",
-                        path, s, mi.sha256);
+                        "the architecture and weights hash to %s (the file was modified "
+                        "or is corrupt)", path, s, mi.sha256);
         goto done;
     }
     if (info) *info = mi;
 done:
-    for (int i = 0; i < n_rows; i++) free(rows[i].kind);
+    free(specs);
+    free(source);
+    free(arch);
     free(s);
     close_id(&f);
     if (rc && built) eng_model_free(m);

@@ -15,27 +15,27 @@
  * Images may be stored as any float type and labels as any integer type;
  * both are converted on read (to float32 and int32).
  *
- * Model files (written by `attrib train` / tools, read by `attrib run|eval`):
- *   /architecture/layers   compound table, one row per layer:
- *                          {index int32, kind string, in_features int32,
- *                           out_features int32, bias int32}
- *                          kind is a variable-length UTF-8 string ("linear",
- *                          "relu"; h5py returns it as bytes inside the
- *                          compound); a fixed-length kind of < 32 bytes is
- *                          also accepted on load.
- *   /state_dict/layers.<i>.weight (O, I) float32, .bias (O) float32
- *                          (contiguous, little endian; RELU has none)
- *   root attrs: format = "attrib-model", format_version = 1,
- *               input_shape (int64 list), n_classes, content_sha256,
- *               plus free-form provenance attributes (training settings,
- *               accuracy...) as strings or numbers.
- * content_sha256 is SHA-256 over: for each layer in order, the line
- * "<index> <kind> <in> <out> <bias>\n"; then for each parameter tensor in
- * state-dict order, the name, a NUL, and its float32 bytes (little endian).
- * h5_model_load recomputes it and refuses a file whose hash differs; it
- * also refuses missing, misshapen or unexpected tensors and tensors holding
- * a NaN or Inf, naming them, and tables of more than H5IO_MAX_PARAMS
- * parameters (before allocating them).
+ * Model files (format_version 2; written by `attrib train` and
+ * tools/export_torch.py, read by `attrib run|eval`):
+ *   root attrs: format = "attrib-model", format_version = 2,
+ *               architecture (string: the canonical flat layer list of
+ *               arch.h, one "- {kind: ..., name: ..., ...}" line per layer),
+ *               input_shape (int64 list of 1 to 3 dims), n_classes (int64:
+ *               the model's output elements), content_sha256 (hex), plus
+ *               free-form provenance attributes (strings or numbers).
+ *   /state_dict/<tensor name>  float32, PyTorch's name and shape, one per
+ *                          eng_model tensor (batch norm running statistics
+ *                          included) and nothing else.
+ * content_sha256 is SHA-256 over: the bytes of the architecture attribute
+ * exactly as stored, then for every tensor in ascending byte order of its
+ * name: the name, a NUL, and its float32 bytes (little endian). Name order
+ * lets a writer that does not know the engine's tensor order (the PyTorch
+ * exporter) compute it. h5_model_load parses the architecture, builds the
+ * model over input_shape, reads each tensor by name with a type and shape
+ * check, and refuses: a format_version 1 file (with what to do about it),
+ * missing, misshapen or unexpected tensors, NaN or Inf weights, more than
+ * H5IO_MAX_PARAMS parameters (found before allocating them) and a hash that
+ * does not match. Messages name the file and the dataset or layer.
  *
  * Results files are written collectively by all ranks with parallel HDF5
  * (h5_results_*). Writes go to a temporary path; the caller renames it into
@@ -138,19 +138,20 @@ typedef struct {
 } h5_attr;
 
 /* Write m (architecture, weights, content hash, attrs) to path via a .tmp
- * file and rename. info is in/out: the caller sets n_input_dims and
- * input_shape (their product must be m->in_features; n_input_dims = 0
- * means (D)); n_classes and sha256 are filled. attrs must not reuse the
- * reserved names format, format_version, input_shape, n_classes,
- * content_sha256 (AT_CHECK). */
+ * file and rename. info is filled (out): the model's input shape, its
+ * output count and the content hash. attrs must not reuse the reserved
+ * names format, format_version, architecture, input_shape, n_classes,
+ * content_sha256, and tensor names must not hold '/' (AT_CHECK). */
 int h5_model_save(const char *path, const eng_model *m, h5_model_info *info,
                   const h5_attr *attrs, int n_attrs, at_err *err);
 /* Load a model file: builds m (eng_model_init) and fills its params; checks
  * the content hash. Errors name the file and the dataset or layer. On
- * failure m is left zeroed (nothing to free). info may be NULL. */
+ * failure m is left zeroed (nothing to free). info may be NULL; its sha256
+ * is the file's (verified) hash. */
 int h5_model_load(const char *path, eng_model *m, h5_model_info *info,
                   at_err *err);
-/* The content hash of m as described above (hex, 65 bytes). */
+/* The content hash of m as described above, over arch_emit(m) (hex, 65
+ * bytes): what h5_model_save stores. */
 void h5_model_hash(const eng_model *m, char out[65]);
 
 /* ---- results (parallel, collective) ----------------------------------- */

@@ -1,5 +1,5 @@
-/* job.c — job files: libyaml events -> a small tree -> --set overrides ->
- * one schema table -> a typed, validated job. See job.h.
+/* job.c — job files: YAML text -> a small tree (ytree.h) -> --set
+ * overrides -> one schema table -> a typed, validated job. See job.h.
  *
  * The tree keeps, for every node and every mapping key, the 1-based line it
  * came from, or the index of the --set that made it, so that every message
@@ -11,7 +11,7 @@
  *
  * Convention: every static int function returns 0, or the code recorded in
  * c->err (AT_EUSER for a bad job) after writing the message; the first
- * error stops everything. Tree nodes are owned by their parent; node_free
+ * error stops everything. Tree nodes are owned by their parent; yt_free
  * releases a subtree. */
 #include "job.h"
 
@@ -25,7 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <yaml.h>
+#include "arch.h"
+#include "ytree.h"
 
 /* Enum-typed fields are filled through int pointers (see conv). */
 _Static_assert(sizeof(job_method_kind) == sizeof(int), "enum size");
@@ -33,338 +34,11 @@ _Static_assert(sizeof(job_quadrature) == sizeof(int), "enum size");
 _Static_assert(sizeof(job_baseline) == sizeof(int), "enum size");
 _Static_assert(sizeof(job_scheduler) == sizeof(int), "enum size");
 
-#define MAX_DEPTH 32            /* nesting of YAML collections */
 #define MAX_JOB_FILE (16 << 20) /* bytes; job files are a few hundred */
-#define SHOW_MAX 60             /* characters of a value quoted in a message */
 #define HIDDEN_MAX_WIDTH 1000000
 
-/* ------------------------------------------------------------ the tree */
-
-typedef enum { JN_SCALAR = 1, JN_MAP, JN_SEQ } jn_type;
-
-typedef struct jnode jnode;
-
-typedef struct {
-    char *key;  /* mapping key; NULL in a sequence */
-    int line;   /* the key's line (1-based); 0 when a --set made it */
-    int set;    /* index of the --set that made the key, -1 = the file */
-    jnode *val;
-} jentry;
-
-struct jnode {
-    jn_type type;
-    int line, set;   /* where the node starts, as in jentry */
-    char *text;      /* scalar text, NUL-terminated */
-    size_t len;      /* scalar length in bytes (text may hold a NUL) */
-    int plain;       /* scalar written without quotes or tag */
-    int n, cap;      /* entries of a mapping or sequence */
-    jentry *ent;
-};
-
-static jnode *node_new(jn_type type, int line, int set) {
-    jnode *n = at_calloc(1, sizeof *n, "job: yaml node");
-    n->type = type;
-    n->line = line;
-    n->set = set;
-    return n;
-}
-
-static void node_free(jnode *n) {
-    if (!n) return;
-    for (int i = 0; i < n->n; i++) {
-        free(n->ent[i].key);
-        node_free(n->ent[i].val);
-    }
-    free(n->ent);
-    free(n->text);
-    free(n);
-}
-
-/* Append an entry; takes ownership of key (may be NULL) and val. */
-static void node_push(jnode *n, char *key, int line, int set, jnode *val) {
-    if (n->n == n->cap) {
-        n->cap = n->cap ? 2 * n->cap : 8;
-        n->ent = at_realloc(n->ent, (size_t)n->cap * sizeof *n->ent,
-                            "job: yaml entries");
-    }
-    n->ent[n->n++] = (jentry){key, line, set, val};
-}
-
-static int node_find(const jnode *map, const char *key) {
-    for (int i = 0; i < map->n; i++)
-        if (strcmp(map->ent[i].key, key) == 0) return i;
-    return -1;
-}
-
-/* A plain empty scalar, "~" or "null": YAML's null. */
-static int node_is_null(const jnode *v) {
-    if (v->type != JN_SCALAR || !v->plain) return 0;
-    const char *s = v->text;
-    return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
-           !strcmp(s, "NULL");
-}
-
-/* ------------------------------------------------------- string builder */
-
-typedef struct {
-    char *s;
-    size_t n, cap;
-} sbuf;
-
-static void sb_vadd(sbuf *b, const char *fmt, va_list ap) {
-    va_list ap2;
-    va_copy(ap2, ap);
-    int k = vsnprintf(NULL, 0, fmt, ap2);
-    va_end(ap2);
-    AT_CHECK(k >= 0);
-    if (b->n + (size_t)k + 1 > b->cap) {
-        b->cap = 2 * (b->n + (size_t)k + 1);
-        b->s = at_realloc(b->s, b->cap, "job: text");
-    }
-    vsnprintf(b->s + b->n, b->cap - b->n, fmt, ap);
-    b->n += (size_t)k;
-}
-
-static void sb_add(sbuf *b, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    sb_vadd(b, fmt, ap);
-    va_end(ap);
-}
-
-/* The builder's text; "" (allocated) when nothing was added. */
-static char *sb_take(sbuf *b) {
-    if (!b->s) sb_add(b, "%s", "");
-    char *s = b->s;
-    *b = (sbuf){0};
-    return s;
-}
-
-/* ------------------------------------------------------------- messages */
-
-typedef struct {
-    const char *source;       /* the job file's name in messages */
-    const char *const *sets;  /* the --set strings */
-    int n_sets;
-    at_err *err;
-} ctx;
-
-/* Record "WHERE: PATH: message" (PATH may be NULL) where WHERE is
- * "file:line", "file" (line 0 from the file) or "--set ..." (set >= 0). */
-static int fail(const ctx *c, int line, int set, const char *path,
-                const char *fmt, ...) {
-    char msg[AT_ERR_MSG];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    char where[AT_ERR_MSG];
-    if (set >= 0)
-        snprintf(where, sizeof where, "--set %s", c->sets[set]);
-    else if (line > 0)
-        snprintf(where, sizeof where, "%s:%d", c->source, line);
-    else
-        snprintf(where, sizeof where, "%s", c->source);
-    if (path)
-        return at_err_set(c->err, AT_EUSER, "%s: %s: %s", where, path, msg);
-    return at_err_set(c->err, AT_EUSER, "%s: %s", where, msg);
-}
-
-static int fail_at(const ctx *c, const jnode *v, const char *path,
-                   const char *what, const char *got) {
-    return fail(c, v->line, v->set, path, "expected %s, got %s", what, got);
-}
-
-/* How a value is shown after "got": 'text' for plain scalars, "text" for
- * quoted ones, or what kind of thing it is. quoted_note adds "(quoted, so a
- * string)" to quoted text, for fields that want a number or a boolean. */
-static const char *show_note(const jnode *v, char *buf, size_t cap, int quoted_note) {
-    if (v->type != JN_SCALAR || node_is_null(v)) {
-        snprintf(buf, cap, "%s", v->type == JN_MAP   ? "a mapping"
-                                 : v->type == JN_SEQ ? "a list"
-                                                     : "an empty value");
-        return buf;
-    }
-    char t[SHOW_MAX + 4];
-    size_t k = strlen(v->text);
-    if (k > SHOW_MAX) {
-        memcpy(t, v->text, SHOW_MAX);
-        memcpy(t + SHOW_MAX, "...", 4);
-    } else {
-        memcpy(t, v->text, k + 1);
-    }
-    if (v->plain)
-        snprintf(buf, cap, "'%s'", t);
-    else
-        snprintf(buf, cap, "\"%s\"%s", t, quoted_note ? " (quoted, so a string)" : "");
-    return buf;
-}
-
-static const char *show(const jnode *v, char *buf, size_t cap) {
-    return show_note(v, buf, cap, 0);
-}
-
-/* --------------------------------------------------------- YAML reading */
-
-typedef struct {
-    yaml_parser_t p;
-    const ctx *c;
-    const char *text;
-    int set; /* -1 while reading the file, else the --set being read */
-} reader;
-
-static int rd_syntax_error(const reader *r) {
-    const yaml_parser_t *p = &r->p;
-    const char *problem = p->problem ? p->problem : "out of memory";
-    size_t line, col;
-    if (p->error == YAML_READER_ERROR) {
-        /* Encoding errors carry a byte offset, not a mark. */
-        line = 1;
-        col = 1;
-        for (size_t i = 0; i < p->problem_offset && r->text[i]; i++) {
-            if (r->text[i] == '\n') {
-                line++;
-                col = 1;
-            } else {
-                col++;
-            }
-        }
-    } else {
-        line = p->problem_mark.line + 1;
-        col = p->problem_mark.column + 1;
-    }
-    char extra[160] = "";
-    if (p->context)
-        snprintf(extra, sizeof extra, " (%s at line %zu)", p->context,
-                 p->context_mark.line + 1);
-    if (r->set >= 0)
-        return at_err_set(r->c->err, AT_EUSER,
-                          "--set %s: cannot parse the value: %s at column %zu",
-                          r->c->sets[r->set], problem, col);
-    return at_err_set(r->c->err, AT_EUSER, "%s:%zu:%zu: YAML syntax error: %s%s",
-                      r->c->source, line, col, problem, extra);
-}
-
-static int rd_next(reader *r, yaml_event_t *ev) {
-    if (yaml_parser_parse(&r->p, ev)) return 0;
-    return rd_syntax_error(r);
-}
-
-static int rd_line(const reader *r, const yaml_event_t *ev) {
-    return r->set >= 0 ? 0 : (int)ev->start_mark.line + 1;
-}
-
-/* Build the node that starts with event *ev (consumed). */
-static int rd_node(reader *r, yaml_event_t *ev, int depth, jnode **out) {
-    const ctx *c = r->c;
-    int line = rd_line(r, ev);
-    *out = NULL;
-    if (ev->type == YAML_SCALAR_EVENT) {
-        jnode *n = node_new(JN_SCALAR, line, r->set);
-        n->len = ev->data.scalar.length;
-        n->text = at_malloc(n->len + 1, "job: yaml scalar");
-        memcpy(n->text, ev->data.scalar.value, n->len);
-        n->text[n->len] = '\0';
-        n->plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
-                   ev->data.scalar.plain_implicit;
-        yaml_event_delete(ev);
-        *out = n;
-        return 0;
-    }
-    if (ev->type == YAML_ALIAS_EVENT) {
-        yaml_event_delete(ev);
-        return fail(c, line, r->set, NULL,
-                    "YAML aliases (*name) are not supported in job files");
-    }
-    if (ev->type != YAML_SEQUENCE_START_EVENT &&
-        ev->type != YAML_MAPPING_START_EVENT) {
-        yaml_event_delete(ev);
-        return at_err_set(c->err, AT_EINTERNAL, "job: unexpected YAML event");
-    }
-    int is_map = ev->type == YAML_MAPPING_START_EVENT;
-    yaml_event_delete(ev);
-    if (depth >= MAX_DEPTH)
-        return fail(c, line, r->set, NULL, "YAML nested deeper than %d levels",
-                    MAX_DEPTH);
-    jnode *n = node_new(is_map ? JN_MAP : JN_SEQ, line, r->set);
-    for (;;) {
-        yaml_event_t e;
-        if (rd_next(r, &e)) goto fail;
-        if (e.type == YAML_MAPPING_END_EVENT || e.type == YAML_SEQUENCE_END_EVENT) {
-            yaml_event_delete(&e);
-            break;
-        }
-        char *key = NULL;
-        int kline = 0;
-        if (is_map) {
-            kline = rd_line(r, &e);
-            if (e.type != YAML_SCALAR_EVENT ||
-                strlen((const char *)e.data.scalar.value) != e.data.scalar.length) {
-                yaml_event_delete(&e);
-                fail(c, kline, r->set, NULL, "mapping keys must be plain text");
-                goto fail;
-            }
-            key = at_strdup((const char *)e.data.scalar.value, "job: yaml key");
-            yaml_event_delete(&e);
-            if (rd_next(r, &e)) {
-                free(key);
-                goto fail;
-            }
-        }
-        jnode *v;
-        if (rd_node(r, &e, depth + 1, &v)) {
-            free(key);
-            goto fail;
-        }
-        node_push(n, key, kline, r->set, v);
-    }
-    *out = n;
-    return 0;
-fail:
-    node_free(n);
-    return c->err->code;
-}
-
-/* Parse one YAML document into *root (NULL for an empty stream). set < 0
- * reads the job file, set >= 0 the value of that --set. */
-static int rd_tree(const ctx *c, const char *text, int set, jnode **root) {
-    reader r = {.c = c, .text = text, .set = set};
-    *root = NULL;
-    if (!yaml_parser_initialize(&r.p))
-        return at_err_set(c->err, AT_EIO, "job: cannot initialise libyaml");
-    yaml_parser_set_input_string(&r.p, (const unsigned char *)text, strlen(text));
-    yaml_event_t e;
-    int rc = rd_next(&r, &e); /* STREAM_START */
-    if (!rc) {
-        yaml_event_delete(&e);
-        rc = rd_next(&r, &e);
-    }
-    if (!rc && e.type == YAML_STREAM_END_EVENT) {
-        yaml_event_delete(&e);
-    } else if (!rc) {
-        AT_CHECK(e.type == YAML_DOCUMENT_START_EVENT);
-        yaml_event_delete(&e);
-        rc = rd_next(&r, &e);
-        if (!rc) rc = rd_node(&r, &e, 0, root);
-        if (!rc) rc = rd_next(&r, &e); /* DOCUMENT_END */
-        if (!rc) {
-            yaml_event_delete(&e);
-            rc = rd_next(&r, &e);
-        }
-        if (!rc) {
-            if (e.type != YAML_STREAM_END_EVENT)
-                rc = fail(c, rd_line(&r, &e), set, NULL,
-                          "only one YAML document is allowed (found a second "
-                          "'---')");
-            yaml_event_delete(&e);
-        }
-    }
-    yaml_parser_delete(&r.p);
-    if (rc) {
-        node_free(*root);
-        *root = NULL;
-    }
-    return rc;
+static const char *show(const yt_node *v, char *buf, size_t cap) {
+    return yt_show(v, buf, cap, 0);
 }
 
 /* ---------------------------------------------------------- the schema */
@@ -382,6 +56,9 @@ typedef enum {
     T_ROWS,        /* job.row_start, job.row_end */
     T_TARGET,      /* job_method.target, target_class */
     T_HIDDEN,      /* job.n_hidden, job.hidden */
+    T_LAYERS,      /* job.n_layers, job.layers (arch.h) */
+    T_SHAPE,       /* job.input_ndim, job.input_shape */
+    T_BETAS,       /* job.beta1, job.beta2 */
     T_DURATION,    /* double seconds: a number, or "90s", "30m", "2h", "1d",
                       "MM:SS", "HH:MM:SS", "D-HH:MM:SS" (SLURM's forms) */
 } ftype;
@@ -403,7 +80,13 @@ typedef struct {
     int64_t lo, hi; /* T_INT, T_U64: inclusive; hi = 0: the type's max */
     numrange num;   /* T_NUMBER */
     const char *const *names; /* T_ENUM: NULL-terminated */
+    int base0;      /* T_ENUM: the value is the index (an engine enum), not index + 1 */
+    int when;       /* train fields: the setting they belong to (W_*), 0 = always */
 } rule;
+
+/* Train fields that belong to one optimizer, schedule or loss: given for
+ * another one they are an error, emitted only for theirs, and 0 otherwise. */
+enum { W_ALWAYS = 0, W_SGD, W_ADAM, W_STEP, W_COSINE, W_XENT };
 
 #define PB(p) (1u << (p))
 #define P_RUN PB(JOB_PURPOSE_RUN)
@@ -424,6 +107,13 @@ static const char *const QUAD_NAMES[] = {"riemann_left", "riemann_right",
                                          "gauss_legendre", NULL};
 static const char *const BASELINE_NAMES[] = {"zero", "constant", "mean", NULL};
 static const char *const SCHED_NAMES[] = {"static", "dynamic", NULL};
+static const char *const OPT_NAMES[] = {"sgd", "adam", "adamw", NULL};
+static const char *const LR_NAMES[] = {"constant", "step", "cosine", NULL};
+static const char *const LOSS_NAMES[] = {"cross_entropy", "mse", NULL};
+_Static_assert(ENG_OPT_SGD == 0 && ENG_OPT_ADAM == 1 && ENG_OPT_ADAMW == 2, "OPT_NAMES");
+_Static_assert(ENG_SCHED_CONSTANT == 0 && ENG_SCHED_STEP == 1 && ENG_SCHED_COSINE == 2,
+               "LR_NAMES");
+_Static_assert(ENG_LOSS_XENT == 0 && ENG_LOSS_MSE == 1, "LOSS_NAMES");
 
 /* The schema: X(path, doc type, default, doc line, rule...). The default is
  * YAML text applied through the same converter as job values, "required"
@@ -445,16 +135,26 @@ static const char *const SCHED_NAMES[] = {"static", "dynamic", NULL};
       "Rows: \"start:end\" half-open, either side optional (\":500\", "        \
       "\"100:\"), or a count n meaning \"0:n\"; \":\" = all rows.",            \
       .t = T_ROWS)                                                             \
-    X("model", "mapping", "{}", "The model file, and its shape for training.", \
+    X("model", "mapping", "{}", "The model file, and its layers for training.",\
       .t = T_SECTION)                                                          \
     X("model.path", "string", "required",                                      \
       "Model file: read by run, written by train; required by both.",          \
       .t = T_STRING, .req = P_RUN | P_TRAIN, .off = JOFF(model_path),          \
       .cap = JOB_PATH_MAX, .nonempty = 1)                                      \
-    X("model.hidden", "list", "required",                                      \
-      "Hidden layer widths, 1 to 16 integers in 1..1000000, e.g. [256, "       \
-      "256]; required by train, ignored by run (the model file has them).",    \
-      .t = T_HIDDEN, .req = P_TRAIN)                                           \
+    X("model.layers", "list", "—",                                             \
+      "The layers, 1 to 512 mappings (see Layers below); train needs this or " \
+      "hidden; ignored by run (the model file has them).",                     \
+      .t = T_LAYERS)                                                           \
+    X("model.hidden", "list", "—",                                             \
+      "MLP shorthand: hidden layer widths, 1 to 16 integers in 1..1000000, "   \
+      "e.g. [256, 256] = flatten, then linear+relu per width, then a linear "  \
+      "to the classes; train needs this or layers.",                           \
+      .t = T_HIDDEN)                                                           \
+    X("model.input_shape", "list", "—",                                        \
+      "Per-example input shape for train, 1 to 3 integers >= 1 (e.g. [1, "    \
+      "28, 28] for a conv net on 28x28 images); absent = the data's row "      \
+      "shape. Its element count must be the data's.",                         \
+      .t = T_SHAPE)                                                            \
     X("methods", "list", "required",                                           \
       "Attribution methods to compute, 1 to 32 mappings; required by run.",    \
       .t = T_METHODS, .req = P_RUN)                                            \
@@ -543,12 +243,55 @@ static const char *const SCHED_NAMES[] = {"static", "dynamic", NULL};
       .t = T_INT, .off = JOFF(epochs), .lo = 1, .hi = 100000)                  \
     X("train.batch_size", "integer", "128", "Rows per minibatch, 1..1000000.", \
       .t = T_INT, .off = JOFF(batch_size), .lo = 1, .hi = 1000000)             \
-    X("train.lr", "number", "0.05", "SGD learning rate, > 0.", .t = T_NUMBER,  \
+    X("train.optimizer", "enum", "sgd",                                        \
+      "sgd, adam or adamw (PyTorch's SGD, Adam and AdamW).",                   \
+      .t = T_ENUM, .off = JOFF(optimizer), .names = OPT_NAMES, .base0 = 1)     \
+    X("train.lr", "number", "0.05",                                            \
+      "Learning rate, > 0 (the schedule's starting value).", .t = T_NUMBER,    \
       .off = JOFF(lr), .num = NUM_POS)                                         \
-    X("train.momentum", "number", "0.9", "SGD momentum, in [0, 1).",           \
-      .t = T_NUMBER, .off = JOFF(momentum), .num = NUM_UNIT)                   \
-    X("train.weight_decay", "number", "0.0", "L2 weight decay, >= 0.",         \
+    X("train.momentum", "number", "0.9", "sgd only: momentum, in [0, 1).",     \
+      .t = T_NUMBER, .off = JOFF(momentum), .num = NUM_UNIT, .when = W_SGD)    \
+    X("train.nesterov", "boolean", "false",                                    \
+      "sgd only: Nesterov momentum (needs momentum > 0).", .t = T_BOOL,        \
+      .off = JOFF(nesterov), .when = W_SGD)                                    \
+    X("train.betas", "list", "[0.9, 0.999]",                                   \
+      "adam and adamw only: the two moment decay rates, each in [0, 1).",      \
+      .t = T_BETAS, .when = W_ADAM)                                            \
+    X("train.eps", "number", "1e-8",                                             \
+      "adam and adamw only: added to the denominator, > 0.", .t = T_NUMBER,    \
+      .off = JOFF(adam_eps), .num = NUM_POS, .when = W_ADAM)                   \
+    X("train.weight_decay", "number", "0.0",                                   \
+      "Weight decay, >= 0: L2 added to the gradient (sgd, adam), decoupled "   \
+      "(adamw).",                                                              \
       .t = T_NUMBER, .off = JOFF(weight_decay), .num = NUM_NONNEG)             \
+    X("train.schedule", "enum", "constant",                                    \
+      "Learning rate per epoch: constant, step (times gamma every step_size "  \
+      "epochs) or cosine (annealed from lr towards min_lr over the epochs).",  \
+      .t = T_ENUM, .off = JOFF(schedule), .names = LR_NAMES, .base0 = 1)       \
+    X("train.step_size", "integer", "10",                                      \
+      "schedule: step only: epochs between decays, 1..100000.", .t = T_INT,    \
+      .off = JOFF(step_size), .lo = 1, .hi = 100000, .when = W_STEP)           \
+    X("train.gamma", "number", "0.1",                                          \
+      "schedule: step only: the decay factor, > 0.", .t = T_NUMBER,            \
+      .off = JOFF(gamma), .num = NUM_POS, .when = W_STEP)                      \
+    X("train.min_lr", "number", "0.0",                                         \
+      "schedule: cosine only: the floor it anneals to (eta_min), >= 0.",       \
+      .t = T_NUMBER, .off = JOFF(min_lr), .num = NUM_NONNEG, .when = W_COSINE) \
+    X("train.loss", "enum", "cross_entropy",                                   \
+      "cross_entropy (of the softmax of the outputs) or mse (squared error "   \
+      "against one-hot labels).",                                              \
+      .t = T_ENUM, .off = JOFF(loss), .names = LOSS_NAMES, .base0 = 1)         \
+    X("train.label_smoothing", "number", "0.0",                                \
+      "cross_entropy only: label smoothing, in [0, 1).", .t = T_NUMBER,        \
+      .off = JOFF(label_smoothing), .num = NUM_UNIT, .when = W_XENT)           \
+    X("train.checkpoint_every", "integer", "0",                                \
+      "Write a checkpoint every this many epochs (a resumable training "       \
+      "state); 0 = never.", .t = T_INT, .off = JOFF(checkpoint_every),         \
+      .lo = 0, .hi = 100000)                                                   \
+    X("train.checkpoints", "string", "\"\"",                                   \
+      "Checkpoint file; \"\" = model.path with .h5 replaced by .ckpt.h5 (or "  \
+      ".ckpt.h5 appended).", .t = T_STRING, .off = JOFF(checkpoint_path),      \
+      .cap = JOB_PATH_MAX)                                                     \
     X("train.seed", "integer", "0",                                            \
       "Seed of parameter initialisation and minibatch order, >= 0.",           \
       .t = T_U64, .off = JOFF(train_seed), .lo = 0)                            \
@@ -621,38 +364,39 @@ static int rule_index(const char *path) {
 
 /* "a, b, c": the keys of sect, or of a method kind when kinds != 0. */
 static char *known_keys(const char *sect, unsigned kinds) {
-    sbuf b = {0};
+    yt_buf b = {0};
     for (int i = 0; i < N_RULES; i++) {
         if (!in_section(DOCS[i].path, sect)) continue;
         if (kinds && !(RULES[i].kinds & kinds)) continue;
-        sb_add(&b, "%s%s", b.n ? ", " : "", leaf(DOCS[i].path));
+        yt_add(&b, "%s%s", b.n ? ", " : "", leaf(DOCS[i].path));
     }
-    return sb_take(&b);
+    return yt_take(&b);
 }
 
-static const char *enum_name(const char *const *names, int v) {
+/* The word of enum value v: names[v - 1], or names[v] when base0. */
+static const char *enum_name(const char *const *names, int v, int base0) {
     for (int i = 0; names[i]; i++)
-        if (i + 1 == v) return names[i];
+        if (i + !base0 == v) return names[i];
     return NULL;
 }
 
 const char *job_method_kind_name(job_method_kind k) {
-    const char *s = enum_name(KIND_NAMES, (int)k);
+    const char *s = enum_name(KIND_NAMES, (int)k, 0);
     return s ? s : "?";
 }
 
 const char *job_quadrature_name(job_quadrature q) {
-    const char *s = enum_name(QUAD_NAMES, (int)q);
+    const char *s = enum_name(QUAD_NAMES, (int)q, 0);
     return s ? s : "?";
 }
 
 const char *job_baseline_name(job_baseline b) {
-    const char *s = enum_name(BASELINE_NAMES, (int)b);
+    const char *s = enum_name(BASELINE_NAMES, (int)b, 0);
     return s ? s : "?";
 }
 
 const char *job_scheduler_name(job_scheduler s) {
-    const char *n = enum_name(SCHED_NAMES, (int)s);
+    const char *n = enum_name(SCHED_NAMES, (int)s, 0);
     return n ? n : "?";
 }
 
@@ -666,40 +410,11 @@ const char *job_target_name(const job_method *m, char *buf, size_t cap) {
 
 /* ------------------------------------------------------ scalar grammar */
 
-/* A plain decimal integer [-+]?(0|[1-9][0-9]*): 0 and *neg, *mag; -1 when
- * s is not one; 1 when its magnitude does not fit in 64 bits. */
-static int parse_int(const char *s, int *neg, uint64_t *mag) {
-    *neg = *s == '-';
-    if (*s == '-' || *s == '+') s++;
-    if (*s < '0' || *s > '9' || (s[0] == '0' && s[1] != '\0')) return -1;
-    uint64_t v = 0;
-    int big = 0;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9') return -1;
-        unsigned d = (unsigned)(*s - '0');
-        if (v > (UINT64_MAX - d) / 10) big = 1;
-        v = v * 10 + d;
-    }
-    *mag = v;
-    return big;
-}
-
-static int is_digits(const char *s, const char **end) {
-    const char *p = s;
-    while (*p >= '0' && *p <= '9') p++;
-    *end = p;
-    return p > s;
-}
-
-/* A decimal number [-+]?(d+(.d*)?|.d+)([eE][-+]?d+)?: 0 and *out; -1 when s
- * is not one; 1 when it is not finite. */
-static int parse_num(const char *s, double *out);
-
 /* A duration in seconds: "3600", "1.5", "90s", "30m", "2h", "1d", "MM:SS",
  * "HH:MM:SS", "D-HH:MM:SS". Returns 0, or -1 when s is none of these. */
 static int parse_duration(const char *s, double *out) {
     double x;
-    if (parse_num(s, &x) == 0) {
+    if (yt_parse_num(s, &x) == 0) {
         if (!(x >= 0)) return -1;
         *out = x;
         return 0;
@@ -710,7 +425,7 @@ static int parse_duration(const char *s, double *out) {
         if (n - 1 >= sizeof buf) return -1;
         memcpy(buf, s, n - 1);
         buf[n - 1] = '\0';
-        if (parse_num(buf, &x) || !(x >= 0)) return -1;
+        if (yt_parse_num(buf, &x) || !(x >= 0)) return -1;
         double unit = s[n - 1] == 's' ? 1 : s[n - 1] == 'm' ? 60 : s[n - 1] == 'h' ? 3600 : 86400;
         if (!isfinite(x * unit)) return -1; /* "1e308d" */
         *out = x * unit;
@@ -746,34 +461,6 @@ static int parse_duration(const char *s, double *out) {
     if ((np == 3 && (part[1] > 59 || part[2] > 59)) || (np == 2 && part[1] > 59)) return -1;
     *out = days * 86400.0 + secs;
     return 0;
-}
-
-static int parse_num(const char *s, double *out) {
-    const char *p = s, *q;
-    if (*p == '-' || *p == '+') p++;
-    int mant = is_digits(p, &q);
-    p = q;
-    if (*p == '.') {
-        mant |= is_digits(p + 1, &q);
-        p = q;
-    }
-    if (!mant) return -1;
-    if (*p == 'e' || *p == 'E') {
-        p++;
-        if (*p == '-' || *p == '+') p++;
-        if (!is_digits(p, &q)) return -1;
-        p = q;
-    }
-    if (*p) return -1;
-    *out = strtod(s, NULL);
-    return isfinite(*out) ? 0 : 1;
-}
-
-static int parse_bool(const char *s) {
-    if (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE")) return 1;
-    if (!strcmp(s, "false") || !strcmp(s, "False") || !strcmp(s, "FALSE"))
-        return 0;
-    return -1;
 }
 
 /* Rows "a:b" (sides optional, a < b when both) into [*a, *b), b = -1 for
@@ -831,77 +518,34 @@ static int num_ok(numrange nr, double v) {
     return 1;
 }
 
-/* An integer in [lo, hi] (lo >= 0) from a plain scalar: 0, or an error
- * naming path. what is the expectation ("an integer >= 1"); hi_shown says
- * whether it names hi, else a value above hi is reported as too large. */
-static int conv_int(const ctx *c, const jnode *v, const char *path, int64_t lo,
-                    uint64_t hi, const char *what, int hi_shown, uint64_t *out) {
-    AT_CHECK(lo >= 0);
-    char got[SHOW_MAX + 64];
-    show_note(v, got, sizeof got, 1);
-    int neg = 0;
-    uint64_t mag = 0;
-    int rc = v->type == JN_SCALAR && v->plain ? parse_int(v->text, &neg, &mag) : -1;
-    if (rc < 0) return fail_at(c, v, path, what, got);
-    int big = rc > 0 || (!neg && mag > hi);
-    if (big || (neg && mag > 0) || mag < (uint64_t)lo)
-        return fail(c, v->line, v->set, path, "expected %s, got %s%s", what, got,
-                    big && !hi_shown ? " (too large)" : "");
-    *out = mag;
-    return 0;
-}
-
-/* A string scalar (any style) fitting in cap bytes. */
-static int conv_str(const ctx *c, const jnode *v, const char *path, size_t cap,
-                    int nonempty, const char *what, char *dst) {
-    char got[SHOW_MAX + 64];
-    if (v->type != JN_SCALAR || node_is_null(v))
-        return fail(c, v->line, v->set, path, "expected %s, got %s%s", what,
-                    show(v, got, sizeof got),
-                    v->type == JN_SCALAR && !nonempty ? " (write \"\" for an empty string)"
-                                                      : "");
-    if (strlen(v->text) != v->len)
-        return fail(c, v->line, v->set, path, "expected %s, got text with a NUL "
-                    "character", what);
-    if (nonempty && v->len == 0)
-        return fail(c, v->line, v->set, path, "expected %s, got \"\"", what);
-    if (v->len >= cap)
-        return fail(c, v->line, v->set, path,
-                    "expected %s of at most %zu bytes, got %zu bytes", what,
-                    cap - 1, v->len);
-    memset(dst, 0, cap); /* the same bytes whatever was there before */
-    memcpy(dst, v->text, v->len + 1);
-    return 0;
-}
-
 /* data.rows: "a:b" (any style) or a plain row count n = "0:n". */
-static int conv_rows(const ctx *c, const jnode *v, const char *path, job *j) {
+static int conv_rows(const yt_ctx *c, const yt_node *v, const char *path, job *j) {
     const char *what = "\"start:end\" (either side optional, start < end, "
                        "e.g. \"0:1000\", \":500\", \"100:\") or a row count >= 1";
-    char got[SHOW_MAX + 64];
+    char got[YT_SHOW_MAX + 64];
     show(v, got, sizeof got);
-    if (v->type != JN_SCALAR || node_is_null(v)) return fail_at(c, v, path, what, got);
+    if (v->type != YT_SCALAR || yt_is_null(v)) return yt_fail_at(c, v, path, what, got);
     int neg;
     uint64_t mag;
-    if (v->plain && parse_int(v->text, &neg, &mag) == 0) {
+    if (v->plain && yt_parse_int(v->text, &neg, &mag) == 0) {
         if (neg || mag == 0 || mag > (uint64_t)INT64_MAX)
-            return fail_at(c, v, path, what, got);
+            return yt_fail_at(c, v, path, what, got);
         j->row_start = 0;
         j->row_end = (int64_t)mag;
         return 0;
     }
     if (parse_rows(v->text, &j->row_start, &j->row_end))
-        return fail_at(c, v, path, what, got);
+        return yt_fail_at(c, v, path, what, got);
     return 0;
 }
 
 /* methods[].target: predicted | label (any style) or a plain class index. */
-static int conv_target(const ctx *c, const jnode *v, const char *path,
+static int conv_target(const yt_ctx *c, const yt_node *v, const char *path,
                        job_method *m) {
     const char *what = "predicted, label or a class index >= 0";
-    char got[SHOW_MAX + 64];
-    show_note(v, got, sizeof got, 1);
-    if (v->type != JN_SCALAR) return fail_at(c, v, path, what, got);
+    char got[YT_SHOW_MAX + 64];
+    yt_show(v, got, sizeof got, 1);
+    if (v->type != YT_SCALAR) return yt_fail_at(c, v, path, what, got);
     if (!strcmp(v->text, "predicted") || !strcmp(v->text, "label")) {
         m->target = v->text[0] == 'p' ? JOB_TARGET_PREDICTED : JOB_TARGET_LABEL;
         m->target_class = 0;
@@ -909,10 +553,10 @@ static int conv_target(const ctx *c, const jnode *v, const char *path,
     }
     int neg;
     uint64_t mag;
-    if (!v->plain || parse_int(v->text, &neg, &mag) != 0 || (neg && mag > 0))
-        return fail_at(c, v, path, what, got);
+    if (!v->plain || yt_parse_int(v->text, &neg, &mag) != 0 || (neg && mag > 0))
+        return yt_fail_at(c, v, path, what, got);
     if (mag > INT_MAX)
-        return fail(c, v->line, v->set, path, "expected %s, got %s (too large)",
+        return yt_fail(c, v->line, v->set, path, "expected %s, got %s (too large)",
                     what, got);
     m->target = JOB_TARGET_CLASS;
     m->target_class = (int)mag;
@@ -920,19 +564,19 @@ static int conv_target(const ctx *c, const jnode *v, const char *path,
 }
 
 /* model.hidden: a list of 1..JOB_MAX_HIDDEN widths. */
-static int conv_hidden(const ctx *c, const jnode *v, const char *path, job *j) {
-    char got[SHOW_MAX + 64], what[96], ipath[128];
+static int conv_hidden(const yt_ctx *c, const yt_node *v, const char *path, job *j) {
+    char got[YT_SHOW_MAX + 64], what[96], ipath[128];
     snprintf(what, sizeof what, "a list of 1 to %d layer widths", JOB_MAX_HIDDEN);
-    if (v->type != JN_SEQ) return fail_at(c, v, path, what, show(v, got, sizeof got));
+    if (v->type != YT_SEQ) return yt_fail_at(c, v, path, what, show(v, got, sizeof got));
     if (v->n < 1 || v->n > JOB_MAX_HIDDEN) {
         snprintf(got, sizeof got, "%d entries", v->n);
-        return fail_at(c, v, path, what, got);
+        return yt_fail_at(c, v, path, what, got);
     }
     snprintf(what, sizeof what, "an integer in 1..%d", HIDDEN_MAX_WIDTH);
     for (int i = 0; i < v->n; i++) {
         uint64_t w;
         snprintf(ipath, sizeof ipath, "%s[%d]", path, i);
-        if (conv_int(c, v->ent[i].val, ipath, 1, HIDDEN_MAX_WIDTH, what, 1, &w))
+        if (yt_conv_int(c, v->ent[i].val, ipath, 1, HIDDEN_MAX_WIDTH, what, 1, &w))
             return c->err->code;
         j->hidden[i] = (int)w;
     }
@@ -940,23 +584,70 @@ static int conv_hidden(const ctx *c, const jnode *v, const char *path, job *j) {
     return 0;
 }
 
+/* model.input_shape: 1 to 3 dims >= 1 with at most H5IO's 2^31-1 elements. */
+static int conv_shape(const yt_ctx *c, const yt_node *v, const char *path, job *j) {
+    char got[YT_SHOW_MAX + 64], ipath[128];
+    const char *what = "a list of 1 to 3 integers >= 1 (e.g. [1, 28, 28])";
+    if (v->type != YT_SEQ) return yt_fail_at(c, v, path, what, show(v, got, sizeof got));
+    if (v->n < 1 || v->n > 3) {
+        snprintf(got, sizeof got, "%d entries", v->n);
+        return yt_fail_at(c, v, path, what, got);
+    }
+    double numel = 1;
+    for (int i = 0; i < v->n; i++) {
+        uint64_t d;
+        snprintf(ipath, sizeof ipath, "%s[%d]", path, i);
+        if (yt_conv_int(c, v->ent[i].val, ipath, 1, INT_MAX, "an integer >= 1", 0, &d))
+            return c->err->code;
+        j->input_shape[i] = (int)d;
+        numel *= (double)d;
+    }
+    if (numel > INT_MAX)
+        return yt_fail(c, v->line, v->set, path, "%.0f elements per example, at most %d",
+                       numel, INT_MAX);
+    j->input_ndim = v->n;
+    return 0;
+}
+
+/* train.betas: two numbers in [0, 1). */
+static int conv_betas(const yt_ctx *c, const yt_node *v, const char *path, job *j) {
+    char got[YT_SHOW_MAX + 64];
+    const char *what = "a list of two numbers in [0, 1) (e.g. [0.9, 0.999])";
+    if (v->type != YT_SEQ) return yt_fail_at(c, v, path, what, show(v, got, sizeof got));
+    if (v->n != 2) {
+        snprintf(got, sizeof got, "%d entries", v->n);
+        return yt_fail_at(c, v, path, what, got);
+    }
+    double b[2];
+    for (int i = 0; i < 2; i++) {
+        const yt_node *x = v->ent[i].val;
+        int rc = x->type == YT_SCALAR && x->plain ? yt_parse_num(x->text, &b[i]) : -1;
+        if (rc || !num_ok(NUM_UNIT, b[i]))
+            return yt_fail(c, x->line, x->set, path, "expected %s, got %s%s", what,
+                           yt_show(x, got, sizeof got, 1), rc > 0 ? " (not finite)" : "");
+    }
+    j->beta1 = b[0];
+    j->beta2 = b[1];
+    return 0;
+}
+
 /* Convert value v of rule ri into base (a job, or a job_method for
  * methods[] fields). path names the field in messages. */
-static int conv(const ctx *c, int ri, const char *path, const jnode *v,
+static int conv(const yt_ctx *c, int ri, const char *path, const yt_node *v,
                 void *base) {
     const rule *r = &RULES[ri];
     char *dst = (char *)base + r->off;
-    char got[SHOW_MAX + 64], what[256];
+    char got[YT_SHOW_MAX + 64], what[256];
     switch (r->t) {
     case T_STRING:
-        return conv_str(c, v, path, r->cap, r->nonempty,
+        return yt_conv_str(c, v, path, r->cap, r->nonempty,
                         r->nonempty ? "a non-empty string" : "a string", dst);
     case T_NAME: {
         const char *w = "a name of letters, digits, '_' and '-'";
-        if (conv_str(c, v, path, r->cap, 1, w, dst)) return c->err->code;
+        if (yt_conv_str(c, v, path, r->cap, 1, w, dst)) return c->err->code;
         if (strspn(dst, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                         "0123456789_-") != strlen(dst))
-            return fail_at(c, v, path, w, show(v, got, sizeof got));
+            return yt_fail_at(c, v, path, w, show(v, got, sizeof got));
         return 0;
     }
     case T_INT:
@@ -964,7 +655,7 @@ static int conv(const ctx *c, int ri, const char *path, const jnode *v,
         uint64_t hi = r->hi ? (uint64_t)r->hi : r->t == T_INT ? INT_MAX : UINT64_MAX;
         uint64_t x;
         int_expect(r, what, sizeof what);
-        if (conv_int(c, v, path, r->lo, hi, what, r->hi != 0, &x))
+        if (yt_conv_int(c, v, path, r->lo, hi, what, r->hi != 0, &x))
             return c->err->code;
         if (r->t == T_INT)
             *(int *)(void *)dst = (int)x;
@@ -974,39 +665,39 @@ static int conv(const ctx *c, int ri, const char *path, const jnode *v,
     }
     case T_NUMBER: {
         double x = 0;
-        int rc = v->type == JN_SCALAR && v->plain ? parse_num(v->text, &x) : -1;
+        int rc = v->type == YT_SCALAR && v->plain ? yt_parse_num(v->text, &x) : -1;
         if (rc || !num_ok(r->num, x))
-            return fail(c, v->line, v->set, path, "expected %s, got %s%s",
-                        num_expect(r->num), show_note(v, got, sizeof got, 1),
+            return yt_fail(c, v->line, v->set, path, "expected %s, got %s%s",
+                        num_expect(r->num), yt_show(v, got, sizeof got, 1),
                         rc > 0 ? " (not finite)" : "");
         *(double *)(void *)dst = x;
         return 0;
     }
     case T_BOOL: {
-        int b = v->type == JN_SCALAR && v->plain ? parse_bool(v->text) : -1;
+        int b = v->type == YT_SCALAR && v->plain ? yt_parse_bool(v->text) : -1;
         if (b < 0)
-            return fail_at(c, v, path, "true or false", show_note(v, got, sizeof got, 1));
+            return yt_fail_at(c, v, path, "true or false", yt_show(v, got, sizeof got, 1));
         *(int *)(void *)dst = b;
         return 0;
     }
     case T_ENUM: {
-        sbuf b = {0};
-        if (v->type == JN_SCALAR)
+        yt_buf b = {0};
+        if (v->type == YT_SCALAR)
             for (int i = 0; r->names[i]; i++)
                 if (!strcmp(v->text, r->names[i])) {
-                    *(int *)(void *)dst = i + 1;
+                    *(int *)(void *)dst = i + !r->base0;
                     return 0;
                 }
         for (int i = 0; r->names[i]; i++)
-            sb_add(&b, "%s%s", i ? ", " : "", r->names[i]);
+            yt_add(&b, "%s%s", i ? ", " : "", r->names[i]);
         snprintf(what, sizeof what, "one of %s", b.s);
         free(b.s);
-        return fail_at(c, v, path, what, show(v, got, sizeof got));
+        return yt_fail_at(c, v, path, what, show(v, got, sizeof got));
     }
     case T_DURATION: {
         double x = 0;
-        if (v->type != JN_SCALAR || parse_duration(v->text, &x))
-            return fail_at(c, v, path,
+        if (v->type != YT_SCALAR || parse_duration(v->text, &x))
+            return yt_fail_at(c, v, path,
                            "a duration >= 0: seconds, or \"90s\", \"30m\", \"2h\", \"1d\", "
                            "\"MM:SS\", \"HH:MM:SS\" or \"D-HH:MM:SS\"",
                            show(v, got, sizeof got));
@@ -1016,6 +707,12 @@ static int conv(const ctx *c, int ri, const char *path, const jnode *v,
     case T_ROWS: return conv_rows(c, v, path, base);
     case T_TARGET: return conv_target(c, v, path, base);
     case T_HIDDEN: return conv_hidden(c, v, path, base);
+    case T_LAYERS: {
+        job *j = base;
+        return arch_parse_node(c, v, path, 1, j->layers, JOB_MAX_LAYERS, &j->n_layers);
+    }
+    case T_SHAPE: return conv_shape(c, v, path, base);
+    case T_BETAS: return conv_betas(c, v, path, base);
     case T_SECTION:
     case T_METHODS: break;
     }
@@ -1025,13 +722,13 @@ static int conv(const ctx *c, int ri, const char *path, const jnode *v,
 /* Apply rule ri's default (YAML text in the table) to base. */
 static void apply_default(int ri, void *base) {
     at_err e = {0};
-    ctx dc = {"<schema default>", NULL, 0, &e};
-    jnode *v = NULL;
-    int rc = rd_tree(&dc, DOCS[ri].deflt, -1, &v);
+    yt_ctx dc = {"<schema default>", NULL, 0, &e};
+    yt_node *v = NULL;
+    int rc = yt_read(&dc, DOCS[ri].deflt, -1, &v);
     if (!rc && v) rc = conv(&dc, ri, DOCS[ri].path, v, base);
     if (rc || !v) fprintf(stderr, "attrib: bad schema default: %s\n", e.msg);
     AT_CHECK(rc == 0 && v != NULL);
-    node_free(v);
+    yt_free(v);
 }
 
 /* ----------------------------------------------------------- validating */
@@ -1044,13 +741,13 @@ static void join_path(char *buf, size_t cap, const char *prefix, const char *key
 }
 
 /* Every key of map once; prefix names the map in messages (NULL = top). */
-static int check_dups(const ctx *c, const jnode *map, const char *prefix) {
+static int check_dups(const yt_ctx *c, const yt_node *map, const char *prefix) {
     char path[512];
     for (int i = 0; i < map->n; i++)
         for (int k = 0; k < i; k++)
             if (!strcmp(map->ent[i].key, map->ent[k].key)) {
                 join_path(path, sizeof path, prefix, map->ent[i].key);
-                return fail(c, map->ent[i].line, map->ent[i].set, path,
+                return yt_fail(c, map->ent[i].line, map->ent[i].set, path,
                             "duplicate key (first given at line %d)",
                             map->ent[k].line);
             }
@@ -1058,16 +755,16 @@ static int check_dups(const ctx *c, const jnode *map, const char *prefix) {
 }
 
 /* Unknown key error: "PATH: unknown key (known keys in SECT: ...)". */
-static int fail_unknown(const ctx *c, const jentry *e, const char *prefix,
+static int fail_unknown(const yt_ctx *c, const yt_entry *e, const char *prefix,
                         const char *sect) {
     char path[512];
     join_path(path, sizeof path, prefix, e->key);
     char *known = known_keys(sect, 0);
     if (sect)
-        fail(c, e->line, e->set, path, "unknown key (known keys in %s: %s)", sect,
+        yt_fail(c, e->line, e->set, path, "unknown key (known keys in %s: %s)", sect,
              known);
     else
-        fail(c, e->line, e->set, path, "unknown key (known top-level keys: %s)",
+        yt_fail(c, e->line, e->set, path, "unknown key (known top-level keys: %s)",
              known);
     free(known);
     return c->err->code;
@@ -1075,13 +772,13 @@ static int fail_unknown(const ctx *c, const jentry *e, const char *prefix,
 
 /* Section si (data, model, run, train, output) from v into j; at[ri] is set
  * to the value node of every field given. */
-static int fill_section(const ctx *c, int si, const jnode *v, job *j,
-                        const jnode **at) {
+static int fill_section(const yt_ctx *c, int si, const yt_node *v, job *j,
+                        const yt_node **at) {
     const char *sect = DOCS[si].path;
-    char got[SHOW_MAX + 64];
-    if (node_is_null(v)) return 0; /* "train:" alone = all defaults */
-    if (v->type != JN_MAP)
-        return fail_at(c, v, sect, "a mapping of fields", show(v, got, sizeof got));
+    char got[YT_SHOW_MAX + 64];
+    if (yt_is_null(v)) return 0; /* "train:" alone = all defaults */
+    if (v->type != YT_MAP)
+        return yt_fail_at(c, v, sect, "a mapping of fields", show(v, got, sizeof got));
     if (check_dups(c, v, sect)) return c->err->code;
     for (int i = 0; i < v->n; i++) {
         int ri = find_rule(sect, v->ent[i].key);
@@ -1095,14 +792,14 @@ static int fill_section(const ctx *c, int si, const jnode *v, job *j,
 /* Method mapping v into m (zeroed by the caller); idx names it in messages.
  * Order: unknown keys, kind, defaults of the kind, fields (each must belong
  * to the kind), name, cross-field rules. */
-static int fill_method(const ctx *c, int idx, const jnode *v, job_method *m) {
-    char base[32], path[128], got[SHOW_MAX + 64];
+static int fill_method(const yt_ctx *c, int idx, const yt_node *v, job_method *m) {
+    char base[32], path[128], got[YT_SHOW_MAX + 64];
     snprintf(base, sizeof base, "methods[%d]", idx);
-    if (v->type != JN_MAP)
-        return fail_at(c, v, base, "a mapping with name and kind",
+    if (v->type != YT_MAP)
+        return yt_fail_at(c, v, base, "a mapping with name and kind",
                        show(v, got, sizeof got));
     if (check_dups(c, v, base)) return c->err->code;
-    const jnode *at[N_RULES] = {0};
+    const yt_node *at[N_RULES] = {0};
     for (int i = 0; i < v->n; i++) {
         int ri = find_rule("methods[]", v->ent[i].key);
         if (ri < 0) return fail_unknown(c, &v->ent[i], base, "methods[]");
@@ -1110,7 +807,7 @@ static int fill_method(const ctx *c, int idx, const jnode *v, job_method *m) {
     }
     int r_kind = rule_index("methods[].kind"), r_name = rule_index("methods[].name");
     snprintf(path, sizeof path, "%s.kind", base);
-    if (!at[r_kind]) return fail(c, v->line, v->set, path, "required field is missing");
+    if (!at[r_kind]) return yt_fail(c, v->line, v->set, path, "required field is missing");
     if (conv(c, r_kind, path, at[r_kind], m)) return c->err->code;
     unsigned kb = KB(m->kind);
     for (int ri = 0; ri < N_RULES; ri++)
@@ -1120,7 +817,7 @@ static int fill_method(const ctx *c, int idx, const jnode *v, job_method *m) {
         snprintf(path, sizeof path, "%s.%s", base, v->ent[i].key);
         if (!(RULES[ri].kinds & kb)) {
             char *fields = known_keys("methods[]", kb);
-            fail(c, v->ent[i].line, v->ent[i].set, path,
+            yt_fail(c, v->ent[i].line, v->ent[i].set, path,
                  "not a field of kind %s (fields: %s)",
                  job_method_kind_name(m->kind), fields);
             free(fields);
@@ -1130,7 +827,7 @@ static int fill_method(const ctx *c, int idx, const jnode *v, job_method *m) {
     }
     if (!at[r_name]) {
         snprintf(path, sizeof path, "%s.name", base);
-        return fail(c, v->line, v->set, path, "required field is missing");
+        return yt_fail(c, v->line, v->set, path, "required field is missing");
     }
     /* Cross-field rules. */
     int r_steps = rule_index("methods[].n_steps");
@@ -1139,21 +836,21 @@ static int fill_method(const ctx *c, int idx, const jnode *v, job_method *m) {
     int r_bsplit = rule_index("methods[].baseline_split");
     if (m->kind == JOB_METHOD_INTEGRATED_GRADIENTS &&
         m->quadrature == JOB_QUAD_RIEMANN_TRAPEZOID && m->n_steps < 2) {
-        const jnode *w = at[r_steps] ? at[r_steps] : at[r_quad];
+        const yt_node *w = at[r_steps] ? at[r_steps] : at[r_quad];
         AT_CHECK(w != NULL); /* the default quadrature is not trapezoid */
         snprintf(path, sizeof path, "%s.n_steps", base);
-        return fail(c, w->line, w->set, path,
+        return yt_fail(c, w->line, w->set, path,
                     "riemann_trapezoid needs n_steps >= 2, got %d", m->n_steps);
     }
     if (at[r_bval] && m->baseline != JOB_BASELINE_CONSTANT) {
         snprintf(path, sizeof path, "%s.baseline_value", base);
-        return fail(c, at[r_bval]->line, at[r_bval]->set, path,
+        return yt_fail(c, at[r_bval]->line, at[r_bval]->set, path,
                     "only used with baseline: constant (baseline is %s)",
                     job_baseline_name(m->baseline));
     }
     if (at[r_bsplit] && m->baseline != JOB_BASELINE_MEAN) {
         snprintf(path, sizeof path, "%s.baseline_split", base);
-        return fail(c, at[r_bsplit]->line, at[r_bsplit]->set, path,
+        return yt_fail(c, at[r_bsplit]->line, at[r_bsplit]->set, path,
                     "only used with baseline: mean (baseline is %s)",
                     job_baseline_name(m->baseline));
     }
@@ -1164,23 +861,23 @@ static int fill_method(const ctx *c, int idx, const jnode *v, job_method *m) {
 }
 
 /* The methods list: 1..JOB_MAX_METHODS mappings with unique names. */
-static int fill_methods(const ctx *c, const jnode *v, job *j) {
-    char got[SHOW_MAX + 64], what[64];
+static int fill_methods(const yt_ctx *c, const yt_node *v, job *j) {
+    char got[YT_SHOW_MAX + 64], what[64];
     snprintf(what, sizeof what, "a list of 1 to %d methods", JOB_MAX_METHODS);
-    if (v->type != JN_SEQ)
-        return fail_at(c, v, "methods", what, show(v, got, sizeof got));
+    if (v->type != YT_SEQ)
+        return yt_fail_at(c, v, "methods", what, show(v, got, sizeof got));
     if (v->n < 1 || v->n > JOB_MAX_METHODS) {
         snprintf(got, sizeof got, "%d entries", v->n);
-        return fail_at(c, v, "methods", what, got);
+        return yt_fail_at(c, v, "methods", what, got);
     }
     for (int i = 0; i < v->n; i++) {
-        const jnode *item = v->ent[i].val;
+        const yt_node *item = v->ent[i].val;
         if (fill_method(c, i, item, &j->methods[i])) return c->err->code;
         for (int k = 0; k < i; k++)
             if (!strcmp(j->methods[k].name, j->methods[i].name)) {
-                const jnode *nv = item->ent[node_find(item, "name")].val;
-                const jnode *first = v->ent[k].val;
-                first = first->ent[node_find(first, "name")].val;
+                const yt_node *nv = item->ent[yt_find(item, "name")].val;
+                const yt_node *first = v->ent[k].val;
+                first = first->ent[yt_find(first, "name")].val;
                 char path[64], where[AT_ERR_MSG];
                 snprintf(path, sizeof path, "methods[%d].name", i);
                 if (first->set >= 0)
@@ -1188,7 +885,7 @@ static int fill_methods(const ctx *c, const jnode *v, job *j) {
                              c->sets[first->set]);
                 else
                     snprintf(where, sizeof where, " at line %d", first->line);
-                return fail(c, nv->line, nv->set, path,
+                return yt_fail(c, nv->line, nv->set, path,
                             "duplicate method name '%s' (also methods[%d]%s)",
                             j->methods[i].name, k, where);
             }
@@ -1197,17 +894,97 @@ static int fill_methods(const ctx *c, const jnode *v, job *j) {
     return 0;
 }
 
+/* Does a train field of setting `when` (W_*) apply to j? */
+static int applies(const job *j, int when) {
+    switch (when) {
+    case W_SGD: return j->optimizer == ENG_OPT_SGD;
+    case W_ADAM: return j->optimizer == ENG_OPT_ADAM || j->optimizer == ENG_OPT_ADAMW;
+    case W_STEP: return j->schedule == ENG_SCHED_STEP;
+    case W_COSINE: return j->schedule == ENG_SCHED_COSINE;
+    case W_XENT: return j->loss == ENG_LOSS_XENT;
+    default: return 1;
+    }
+}
+
+/* "optimizer: sgd (optimizer is adam)" for a field of setting when. */
+static void when_text(const job *j, int when, char *buf, size_t cap) {
+    switch (when) {
+    case W_SGD:
+    case W_ADAM:
+        snprintf(buf, cap, "optimizer: %s (optimizer is %s)",
+                 when == W_SGD ? "sgd" : "adam or adamw",
+                 enum_name(OPT_NAMES, j->optimizer, 1));
+        break;
+    case W_STEP:
+    case W_COSINE:
+        snprintf(buf, cap, "schedule: %s (schedule is %s)", when == W_STEP ? "step" : "cosine",
+                 enum_name(LR_NAMES, j->schedule, 1));
+        break;
+    default:
+        snprintf(buf, cap, "loss: cross_entropy (loss is %s)", enum_name(LOSS_NAMES, j->loss, 1));
+        break;
+    }
+}
+
+/* Rules across fields of model and train, after every section is read. */
+static int cross_rules(const yt_ctx *c, const yt_node **at, job *j) {
+    const yt_node *lay = at[rule_index("model.layers")], *hid = at[rule_index("model.hidden")];
+    if (lay && hid) {
+        const yt_node *second = hid->set > lay->set ||
+                                (hid->set == lay->set && hid->line >= lay->line) ? hid : lay;
+        return yt_fail(c, second->line, second->set,
+                       second == hid ? "model.hidden" : "model.layers",
+                       "give model.layers or model.hidden (the MLP shorthand), not both");
+    }
+    char why[160];
+    for (int ri = 0; ri < N_RULES; ri++) {
+        if (!RULES[ri].when || applies(j, RULES[ri].when)) continue;
+        if (at[ri]) {
+            when_text(j, RULES[ri].when, why, sizeof why);
+            return yt_fail(c, at[ri]->line, at[ri]->set, DOCS[ri].path, "only used with %s",
+                           why);
+        }
+        /* not used: 0, so a job has one representation */
+        char *dst = (char *)j + RULES[ri].off;
+        if (RULES[ri].t == T_BETAS)
+            j->beta1 = j->beta2 = 0;
+        else if (RULES[ri].t == T_NUMBER)
+            *(double *)(void *)dst = 0;
+        else
+            *(int *)(void *)dst = 0;
+    }
+    const yt_node *nest = at[rule_index("train.nesterov")];
+    if (j->nesterov && j->momentum <= 0) {
+        AT_CHECK(nest != NULL); /* the default is false */
+        return yt_fail(c, nest->line, nest->set, "train.nesterov",
+                       "needs momentum > 0 (momentum is %g)", j->momentum);
+    }
+    if (j->has_train && !j->checkpoint_path[0] && j->model_path[0]) {
+        size_t k = strlen(j->model_path);
+        if (k >= 3 && !strcmp(j->model_path + k - 3, ".h5")) k -= 3;
+        if (k + sizeof ".ckpt.h5" > sizeof j->checkpoint_path) {
+            const yt_node *mp = at[rule_index("model.path")];
+            return yt_fail(c, mp ? mp->line : 0, mp ? mp->set : -1, "train.checkpoints",
+                           "the default (model.path with .ckpt.h5) is longer than %zu "
+                           "bytes: set train.checkpoints", sizeof j->checkpoint_path - 1);
+        }
+        memcpy(j->checkpoint_path, j->model_path, k);
+        memcpy(j->checkpoint_path + k, ".ckpt.h5", sizeof ".ckpt.h5");
+    }
+    return 0;
+}
+
 /* The whole job from the (overridden) tree: defaults, then every top-level
  * key in file order, then the fields that purpose requires. */
-static int fill_job(const ctx *c, const jnode *root, job_purpose purpose, job *j) {
-    const jnode *at[N_RULES] = {0};
+static int fill_job(const yt_ctx *c, const yt_node *root, job_purpose purpose, job *j) {
+    const yt_node *at[N_RULES] = {0};
     for (int ri = 0; ri < N_RULES; ri++)
         if (!strstr(DOCS[ri].path, "[]") && strchr(DOCS[ri].path, '.') &&
             has_default(ri))
             apply_default(ri, j);
     if (check_dups(c, root, NULL)) return c->err->code;
     for (int i = 0; i < root->n; i++) {
-        const jentry *e = &root->ent[i];
+        const yt_entry *e = &root->ent[i];
         int ri = find_rule(NULL, e->key);
         if (ri < 0) return fail_unknown(c, e, NULL, NULL);
         at[ri] = e->val;
@@ -1216,13 +993,19 @@ static int fill_job(const ctx *c, const jnode *root, job_purpose purpose, job *j
         if (rc) return rc;
     }
     j->has_train = at[rule_index("train")] != NULL;
-    for (int ri = 0; ri < N_RULES; ri++)
+    if (cross_rules(c, at, j)) return c->err->code;
+    int r_layers = rule_index("model.layers"), r_hidden = rule_index("model.hidden");
+    for (int ri = 0; ri < N_RULES; ri++) {
+        if (ri == r_layers && purpose == JOB_PURPOSE_TRAIN && !at[ri] && !at[r_hidden])
+            return yt_fail(c, 0, -1, DOCS[ri].path, "required field is missing (or "
+                           "model.hidden, the MLP shorthand)");
         if ((RULES[ri].req & PB(purpose)) && !strstr(DOCS[ri].path, "[]") &&
             !at[ri])
-            return fail(c, 0, -1, DOCS[ri].path, "required %s is missing",
+            return yt_fail(c, 0, -1, DOCS[ri].path, "required %s is missing",
                         RULES[ri].t == T_SECTION || RULES[ri].t == T_METHODS
                             ? "section"
                             : "field");
+    }
     return 0;
 }
 
@@ -1232,7 +1015,7 @@ static int fill_job(const ctx *c, const jnode *root, job_purpose purpose, job *j
  * "name" key. Returns the index (seq->n, one past the end, only when seg is
  * the path's last segment: append), or -1 after recording an error. shown
  * names seq in messages. */
-static int set_find_item(const ctx *c, int si, const jnode *seq, const char *seg,
+static int set_find_item(const yt_ctx *c, int si, const yt_node *seq, const char *seg,
                          const char *shown, int last) {
     if (seg[strspn(seg, "0123456789")] == '\0') {
         char *end;
@@ -1240,29 +1023,29 @@ static int set_find_item(const ctx *c, int si, const jnode *seq, const char *seg
         unsigned long k = strtoul(seg, &end, 10);
         if (errno == 0 && k < (unsigned long)seq->n) return (int)k;
         if (errno == 0 && k == (unsigned long)seq->n && last) return seq->n;
-        fail(c, 0, si, NULL, "%s has no entry %s (it has %d)", shown, seg, seq->n);
+        yt_fail(c, 0, si, NULL, "%s has no entry %s (it has %d)", shown, seg, seq->n);
         return -1;
     }
     for (int i = 0; i < seq->n; i++) {
-        const jnode *it = seq->ent[i].val;
-        int k = it->type == JN_MAP ? node_find(it, "name") : -1;
-        if (k >= 0 && it->ent[k].val->type == JN_SCALAR &&
+        const yt_node *it = seq->ent[i].val;
+        int k = it->type == YT_MAP ? yt_find(it, "name") : -1;
+        if (k >= 0 && it->ent[k].val->type == YT_SCALAR &&
             !strcmp(it->ent[k].val->text, seg))
             return i;
     }
-    sbuf names = {0};
+    yt_buf names = {0};
     for (int i = 0; i < seq->n; i++) {
-        const jnode *it = seq->ent[i].val;
-        int k = it->type == JN_MAP ? node_find(it, "name") : -1;
-        if (k >= 0 && it->ent[k].val->type == JN_SCALAR)
-            sb_add(&names, "%s%s", names.n ? ", " : "", it->ent[k].val->text);
+        const yt_node *it = seq->ent[i].val;
+        int k = it->type == YT_MAP ? yt_find(it, "name") : -1;
+        if (k >= 0 && it->ent[k].val->type == YT_SCALAR)
+            yt_add(&names, "%s%s", names.n ? ", " : "", it->ent[k].val->text);
     }
-    char *list = sb_take(&names);
+    char *list = yt_take(&names);
     if (!strcmp(shown, "methods"))
-        fail(c, 0, si, NULL, "no method named '%s' (methods: %s)", seg,
+        yt_fail(c, 0, si, NULL, "no method named '%s' (methods: %s)", seg,
              *list ? list : "none");
     else
-        fail(c, 0, si, NULL, "no entry named '%s' in %s (names: %s)", seg, shown,
+        yt_fail(c, 0, si, NULL, "no entry named '%s' in %s (names: %s)", seg, shown,
              *list ? list : "none");
     free(list);
     return -1;
@@ -1271,77 +1054,77 @@ static int set_find_item(const ctx *c, int si, const jnode *seq, const char *seg
 /* Apply --set number si to the tree: walk its dotted path from the root
  * (creating missing mapping keys, or an empty mapping in place of a null),
  * then replace or add the last key with the parsed value. */
-static int apply_set(const ctx *c, jnode *root, int si) {
+static int apply_set(const yt_ctx *c, yt_node *root, int si) {
     const char *s = c->sets[si];
     const char *eq = strchr(s, '=');
     if (!eq || eq == s)
-        return fail(c, 0, si, NULL, "expected section.key=value");
+        return yt_fail(c, 0, si, NULL, "expected section.key=value");
     size_t plen = (size_t)(eq - s);
     char *path = at_malloc(plen + 1, "job: --set path");
     memcpy(path, s, plen);
     path[plen] = '\0';
-    jnode *val = NULL;
-    sbuf shown = {0};
-    int rc = rd_tree(c, eq + 1, si, &val);
+    yt_node *val = NULL;
+    yt_buf shown = {0};
+    int rc = yt_read(c, eq + 1, si, &val);
     if (!rc && !val) {
-        val = node_new(JN_SCALAR, 0, si);
+        val = yt_new(YT_SCALAR, 0, si);
         val->text = at_strdup("", "job: yaml scalar");
         val->plain = 1;
     }
-    jnode *cur = root;
+    yt_node *cur = root;
     char *seg = path;
     while (!rc) {
         char *dot = strchr(seg, '.');
         if (dot) *dot = '\0';
         int last = dot == NULL;
         if (!*seg) {
-            rc = fail(c, 0, si, NULL, "empty key in the path");
+            rc = yt_fail(c, 0, si, NULL, "empty key in the path");
             break;
         }
-        jnode **slot = NULL;
-        if (cur->type == JN_MAP) {
-            int k = node_find(cur, seg);
+        yt_node **slot = NULL;
+        if (cur->type == YT_MAP) {
+            int k = yt_find(cur, seg);
             if (k < 0) {
-                node_push(cur, at_strdup(seg, "job: yaml key"), 0, si,
-                          last ? val : node_new(JN_MAP, 0, si));
+                yt_push(cur, at_strdup(seg, "job: yaml key"), 0, si,
+                          last ? val : yt_new(YT_MAP, 0, si));
                 if (last) val = NULL;
                 k = cur->n - 1;
             }
             slot = &cur->ent[k].val;
-            sb_add(&shown, "%s%s", shown.n ? "." : "", seg);
-        } else if (cur->type == JN_SEQ) {
+            yt_add(&shown, "%s%s", shown.n ? "." : "", seg);
+        } else if (cur->type == YT_SEQ) {
             int k = set_find_item(c, si, cur, seg, shown.s, last);
             if (k < 0) {
                 rc = c->err->code;
                 break;
             }
             if (k == cur->n) {
-                node_push(cur, NULL, 0, si, val);
+                yt_push(cur, NULL, 0, si, val);
                 val = NULL;
             }
             slot = &cur->ent[k].val;
-            sb_add(&shown, "[%d]", k);
+            yt_add(&shown, "[%d]", k);
         } else {
-            rc = fail(c, 0, si, NULL, "%s is a single value, it has no '%s'",
+            rc = yt_fail(c, 0, si, NULL, "%s is a single value, it has no '%s'",
                       shown.s, seg);
             break;
         }
         if (last) {
             if (val) {
-                node_free(*slot);
+                yt_free(*slot);
                 *slot = val;
                 val = NULL;
             }
             break;
         }
-        if (node_is_null(*slot)) { /* "train:" alone, then train.epochs=3 */
-            node_free(*slot);
-            *slot = node_new(JN_MAP, 0, si);
+        if (yt_is_null(*slot)) { /* "train:" alone, then train.epochs=3 */
+            yt_free(*slot);
+            *slot = yt_new(YT_MAP, 0, si);
         }
         cur = *slot;
         seg = dot + 1;
     }
-    node_free(val);
+    yt_free(val);
     free(shown.s);
     free(path);
     return rc;
@@ -1357,29 +1140,29 @@ int job_parse(const char *text, const char *source, const char *const *overrides
     AT_CHECK(purpose == JOB_PURPOSE_RUN || purpose == JOB_PURPOSE_TRAIN ||
              purpose == JOB_PURPOSE_ANY);
     memset(out, 0, sizeof *out);
-    ctx c = {source && *source ? source : "<job>", overrides, n_sets, err};
+    yt_ctx c = {source && *source ? source : "<job>", overrides, n_sets, err};
     if (source && strlen(source) >= JOB_PATH_MAX)
         return at_err_set(err, AT_EUSER, "job file name longer than %d bytes",
                           JOB_PATH_MAX - 1);
     for (int i = 0; i < n_sets; i++) AT_CHECK(overrides[i] != NULL);
 
-    jnode *root = NULL;
-    int rc = rd_tree(&c, text, -1, &root);
-    if (!rc && root && root->type == JN_SCALAR && node_is_null(root)) {
-        node_free(root); /* "---" alone: an empty job */
+    yt_node *root = NULL;
+    int rc = yt_read(&c, text, -1, &root);
+    if (!rc && root && root->type == YT_SCALAR && yt_is_null(root)) {
+        yt_free(root); /* "---" alone: an empty job */
         root = NULL;
     }
-    if (!rc && !root) root = node_new(JN_MAP, 0, -1);
-    if (!rc && root->type != JN_MAP) {
-        char got[SHOW_MAX + 64];
-        rc = fail(&c, root->line, -1, NULL,
+    if (!rc && !root) root = yt_new(YT_MAP, 0, -1);
+    if (!rc && root->type != YT_MAP) {
+        char got[YT_SHOW_MAX + 64];
+        rc = yt_fail(&c, root->line, -1, NULL,
                   "the top level must be a mapping of sections (data:, model:, "
                   "methods:, ...), got %s",
                   show(root, got, sizeof got));
     }
     for (int i = 0; i < n_sets && !rc; i++) rc = apply_set(&c, root, i);
     if (!rc) rc = fill_job(&c, root, purpose, out);
-    node_free(root);
+    yt_free(root);
     if (rc) {
         memset(out, 0, sizeof *out);
         return rc;
@@ -1437,124 +1220,89 @@ int job_read_file(const char *path, char **text, at_err *err) {
 
 /* ------------------------------------------------------------- emitting */
 
-/* The code point of the UTF-8 sequence at p and its length in *len; -1
- * (length 1) for a byte that does not start a valid sequence. */
-static long utf8_at(const unsigned char *p, int *len) {
-    int n = p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc2 ? 2 : 0;
-    long cp = n == 4 ? p[0] & 0x07 : n == 3 ? p[0] & 0x0f : p[0] & 0x1f;
-    *len = 1;
-    if (p[0] >= 0xf5 || n == 0) return -1;
-    for (int i = 1; i < n; i++) {
-        if ((p[i] & 0xc0) != 0x80) return -1;
-        cp = cp << 6 | (p[i] & 0x3f);
-    }
-    *len = n;
-    return cp;
-}
-
-/* A double-quoted YAML string that reads back as s. Escaped: the quote and
- * backslash, C0 and C1 controls and DEL, the line breaks U+2028 and U+2029
- * (a reader would fold them), U+FEFF, U+FFFE and U+FFFF (a reader refuses
- * the raw characters). The strings of a parsed job are valid UTF-8. */
-static void emit_str(sbuf *b, const char *s) {
-    sb_add(b, "\"");
-    for (const unsigned char *p = (const unsigned char *)s; *p;) {
-        int len = 1;
-        long cp = *p >= 0x80 ? utf8_at(p, &len) : *p;
-        if (*p == '"' || *p == '\\')
-            sb_add(b, "\\%c", *p);
-        else if (*p == '\n')
-            sb_add(b, "\\n");
-        else if (*p == '\t')
-            sb_add(b, "\\t");
-        else if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))
-            sb_add(b, "\\x%02lx", cp < 0 ? (long)*p : cp);
-        else if (cp == 0x2028 || cp == 0x2029 || cp == 0xfeff || cp == 0xfffe || cp == 0xffff)
-            sb_add(b, "\\u%04lx", cp);
-        else
-            sb_add(b, "%.*s", len, (const char *)p);
-        p += len;
-    }
-    sb_add(b, "\"");
-}
-
-/* The shortest text that reads back as exactly v, in fixed notation unless
- * v is very small or very large (so 10 is "10.0", not "1e+01"). */
-static void emit_num(sbuf *b, double v) {
-    char t[40], fixed[40];
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(t, sizeof t, "%.*g", prec, v);
-        if (strtod(t, NULL) == v) break;
-    }
-    if (strchr(t, 'e') && fabs(v) >= 1e-4 && fabs(v) < 1e16)
-        for (int d = 0; d <= 20; d++) {
-            snprintf(fixed, sizeof fixed, "%.*f", d, v);
-            if (strtod(fixed, NULL) == v) {
-                memcpy(t, fixed, strlen(fixed) + 1);
-                break;
-            }
-        }
-    sb_add(b, "%s%s", t, strpbrk(t, ".e") ? "" : ".0");
-}
-
 /* "key: value\n" for rule ri read from base, or nothing when the field is
- * unset (empty path, no hidden list). Returns 1 when something was written. */
-static int emit_field(sbuf *b, int ri, const void *base, const char *indent) {
+ * unset (empty path, no hidden or layer list, no input shape) or belongs to
+ * another optimizer, schedule or loss. Returns 1 when something was written. */
+static int emit_field(yt_buf *b, int ri, const void *base, const char *indent) {
     const rule *r = &RULES[ri];
     const char *src = (const char *)base + r->off;
     const char *key = leaf(DOCS[ri].path);
+    const job *j = base; /* for the job-level types below */
     if ((r->t == T_STRING || r->t == T_NAME) && r->nonempty && !*src) return 0;
-    if (r->t == T_HIDDEN && ((const job *)base)->n_hidden == 0) return 0;
-    sb_add(b, "%s%s: ", indent, key);
+    if (r->t == T_HIDDEN && j->n_hidden == 0) return 0;
+    if (r->t == T_LAYERS && j->n_layers == 0) return 0;
+    if (r->t == T_SHAPE && j->input_ndim == 0) return 0;
+    if (r->when && !applies(j, r->when)) return 0;
+    if (r->t == T_LAYERS) { /* one flow mapping per line, below the key */
+        char in2[32];
+        snprintf(in2, sizeof in2, "%s  ", indent);
+        char *t = arch_emit_specs(j->layers, j->n_layers, in2);
+        yt_add(b, "%s%s:\n%s", indent, key, t);
+        free(t);
+        return 1;
+    }
+    yt_add(b, "%s%s: ", indent, key);
     switch (r->t) {
     case T_STRING:
-    case T_NAME: emit_str(b, src); break;
-    case T_INT: sb_add(b, "%d", *(const int *)(const void *)src); break;
-    case T_U64: sb_add(b, "%" PRIu64, *(const uint64_t *)(const void *)src); break;
+    case T_NAME: yt_emit_str(b, src); break;
+    case T_INT: yt_add(b, "%d", *(const int *)(const void *)src); break;
+    case T_U64: yt_add(b, "%" PRIu64, *(const uint64_t *)(const void *)src); break;
     case T_NUMBER:
-    case T_DURATION: emit_num(b, *(const double *)(const void *)src); break;
+    case T_DURATION: yt_emit_num(b, *(const double *)(const void *)src); break;
     case T_BOOL:
-        sb_add(b, "%s", *(const int *)(const void *)src ? "true" : "false");
+        yt_add(b, "%s", *(const int *)(const void *)src ? "true" : "false");
         break;
     case T_ENUM: {
-        const char *name = enum_name(r->names, *(const int *)(const void *)src);
+        const char *name = enum_name(r->names, *(const int *)(const void *)src, r->base0);
         AT_CHECK(name != NULL); /* the job did not come from job_parse */
-        sb_add(b, "%s", name);
+        yt_add(b, "%s", name);
         break;
     }
     case T_ROWS: {
-        const job *j = base;
         if (j->row_end < 0)
-            sb_add(b, "\"%" PRId64 ":\"", j->row_start);
+            yt_add(b, "\"%" PRId64 ":\"", j->row_start);
         else
-            sb_add(b, "\"%" PRId64 ":%" PRId64 "\"", j->row_start, j->row_end);
+            yt_add(b, "\"%" PRId64 ":%" PRId64 "\"", j->row_start, j->row_end);
         break;
     }
     case T_TARGET: {
         char t[16];
-        sb_add(b, "%s", job_target_name(base, t, sizeof t));
+        yt_add(b, "%s", job_target_name(base, t, sizeof t));
         break;
     }
+    case T_SHAPE:
+        yt_add(b, "[");
+        for (int i = 0; i < j->input_ndim; i++)
+            yt_add(b, "%s%d", i ? ", " : "", j->input_shape[i]);
+        yt_add(b, "]");
+        break;
+    case T_BETAS:
+        yt_add(b, "[");
+        yt_emit_num(b, j->beta1);
+        yt_add(b, ", ");
+        yt_emit_num(b, j->beta2);
+        yt_add(b, "]");
+        break;
     case T_HIDDEN: {
-        const job *j = base;
-        sb_add(b, "[");
+        yt_add(b, "[");
         for (int i = 0; i < j->n_hidden; i++)
-            sb_add(b, "%s%d", i ? ", " : "", j->hidden[i]);
-        sb_add(b, "]");
+            yt_add(b, "%s%d", i ? ", " : "", j->hidden[i]);
+        yt_add(b, "]");
         break;
     }
+    case T_LAYERS:
     case T_SECTION:
     case T_METHODS: AT_CHECK(!"not a leaf field");
     }
-    sb_add(b, "\n");
+    yt_add(b, "\n");
     return 1;
 }
 
 /* One methods list entry: the fields of its kind, baseline_value and
  * baseline_split only for the baseline that uses them. */
-static void emit_method(sbuf *b, const job_method *m) {
+static void emit_method(yt_buf *b, const job_method *m) {
     unsigned kb = KB(m->kind);
-    AT_CHECK(enum_name(KIND_NAMES, (int)m->kind) != NULL);
+    AT_CHECK(enum_name(KIND_NAMES, (int)m->kind, 0) != NULL);
     int first = 1;
     for (int ri = 0; ri < N_RULES; ri++) {
         if (!(RULES[ri].kinds & kb)) continue;
@@ -1572,27 +1320,27 @@ static void emit_method(sbuf *b, const job_method *m) {
  * the same job. The caller frees the result with free(). */
 char *job_emit_yaml(const job *j) {
     AT_CHECK(j != NULL);
-    sbuf b = {0};
-    sb_add(&b, "# attrib %s effective job: every field, defaults filled in\n",
+    yt_buf b = {0};
+    yt_add(&b, "# attrib %s effective job: every field, defaults filled in\n",
            ATTRIB_VERSION);
     for (int si = 0; si < N_RULES; si++) {
         const char *sect = DOCS[si].path;
         if (!in_section(sect, NULL)) continue;
         if (RULES[si].t == T_METHODS) {
             if (j->n_methods == 0) continue;
-            sb_add(&b, "methods:\n");
+            yt_add(&b, "methods:\n");
             for (int i = 0; i < j->n_methods; i++) emit_method(&b, &j->methods[i]);
             continue;
         }
         if (!strcmp(sect, "train") && !j->has_train) continue;
-        sbuf body = {0};
+        yt_buf body = {0};
         for (int ri = 0; ri < N_RULES; ri++)
             if (in_section(DOCS[ri].path, sect)) emit_field(&body, ri, j, "  ");
         if (body.n)
-            sb_add(&b, "%s:\n%s", sect, body.s);
+            yt_add(&b, "%s:\n%s", sect, body.s);
         else
-            sb_add(&b, "%s: {}\n", sect);
+            yt_add(&b, "%s: {}\n", sect);
         free(body.s);
     }
-    return sb_take(&b);
+    return yt_take(&b);
 }

@@ -19,6 +19,11 @@
  * job_emit_yaml writes the effective job (all defaults filled in), which is
  * stored in every output file and is itself a valid job file.
  *
+ * model.layers is a layer list (arch.h): parsed, flattened (residual blocks)
+ * and resolved into eng_layer specs here, so a job with a bad layer fails
+ * before any file is opened; whether the shapes chain is the engine's to
+ * say when the trainer builds the model over the data's shape.
+ *
  * The schema is one table (job_schema_fields); docs/jobs.md is tested
  * against it so the documentation cannot drift.
  *
@@ -30,11 +35,13 @@
 #include <stdint.h>
 
 #include "core.h"
+#include "engine.h"
 
 #define JOB_PATH_MAX 1024
 #define JOB_NAME_MAX 64
 #define JOB_MAX_METHODS 32
 #define JOB_MAX_HIDDEN 16
+#define JOB_MAX_LAYERS ENG_MAX_LAYERS
 
 typedef enum {
     JOB_METHOD_SALIENCY = 1,
@@ -92,8 +99,11 @@ typedef struct {
 
     /* model */
     char model_path[JOB_PATH_MAX];
-    int n_hidden;                   /* train: hidden layer widths */
-    int hidden[JOB_MAX_HIDDEN];
+    int n_hidden;                   /* train: hidden layer widths (the MLP */
+    int hidden[JOB_MAX_HIDDEN];     /* shorthand; 0 when layers are given) */
+    int n_layers;                   /* train: model.layers, flattened (arch.h); */
+    eng_layer layers[JOB_MAX_LAYERS]; /* spec fields only, 0 when hidden is given */
+    int input_ndim, input_shape[3]; /* model.input_shape; 0 dims = the data's row shape */
 
     /* methods */
     int n_methods;
@@ -111,11 +121,27 @@ typedef struct {
     double max_wall_time;     /* seconds; 0 = no limit. Stops at a unit boundary */
     char stop_file[JOB_PATH_MAX]; /* "" = OUTPUT.stop */
 
-    /* train */
+    /* train. Fields of another optimizer, schedule or loss than the chosen
+     * one are 0 (momentum and nesterov: sgd; beta1, beta2, adam_eps: adam and
+     * adamw; step_size, gamma: step; min_lr: cosine; label_smoothing:
+     * cross_entropy). */
     int has_train;
     int epochs;
     int batch_size;
+    int optimizer;       /* eng_opt_kind: sgd (default), adam, adamw */
     double lr, momentum, weight_decay;
+    int nesterov;        /* sgd */
+    double beta1, beta2; /* train.betas */
+    double adam_eps;     /* train.eps */
+    int schedule;        /* eng_sched_kind: constant (default), step, cosine */
+    int step_size;       /* step: epochs between decays */
+    double gamma;        /* step: decay factor */
+    double min_lr;       /* cosine: the last epoch's learning rate */
+    int checkpoint_every; /* epochs between checkpoints; 0 = none */
+    char checkpoint_path[JOB_PATH_MAX]; /* "<model.path without .h5>.ckpt.h5" unless
+                                           train.checkpoints says otherwise */
+    int loss;            /* eng_loss_kind: cross_entropy (default) or mse */
+    double label_smoothing; /* cross_entropy, in [0, 1) */
     uint64_t train_seed;
     char eval_split[JOB_NAME_MAX]; /* "" = no evaluation */
 
@@ -129,7 +155,8 @@ typedef struct {
 /* What the job is for: decides which sections are required. */
 typedef enum {
     JOB_PURPOSE_RUN = 1,   /* needs data, model.path, methods, output */
-    JOB_PURPOSE_TRAIN,     /* needs data, model.path, model.hidden, train */
+    JOB_PURPOSE_TRAIN,     /* needs data, model.path, model.layers or model.hidden,
+                              train */
     JOB_PURPOSE_ANY,       /* validate whatever is present */
 } job_purpose;
 

@@ -93,7 +93,13 @@ int cmd_eval(int argc, char **argv) {
                        data, split, (long long)(r0 + i), y[i], m.out_features - 1);
             goto out;
         }
-    eng_workspace_init(&ws, &m, 1024);
+    at_err e2 = {0};
+    if (eng_model_check_input(&m, x, n, &e2)) {
+        at_err_set(&err, AT_EUSER, "%s split '%s' (rows from %lld): %s", data, split,
+                   (long long)r0, e2.msg);
+        goto out;
+    }
+    eng_workspace_init(&ws, &m, 1024, ENG_F32);
     double loss, acc;
     eng_evaluate(&m, &ws, x, y, (int)n, &loss, &acc, logits);
     printf("model %s (sha256 %.12s…) on %s split '%s' rows %lld:%lld: accuracy %.2f%%, "

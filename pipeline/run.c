@@ -86,6 +86,11 @@ static int prepare(run_ctx *c, const cli_job_args *a, at_err *err) {
                    "features per row",
                    j->model_path, c->model.in_features, j->data_path, j->data_split,
                    (long long)c->info.n_features);
+    if (!err->code && c->model.token_input)
+        at_err_set(err, AT_EUSER,
+                   "model %s takes token ids (layer '%s' is an embedding); saliency, "
+                   "input x gradient and integrated gradients need a continuous input",
+                   j->model_path, c->model.layers[0].name);
     for (int m = 0; m < j->n_methods && !err->code; m++) {
         const job_method *jm = &j->methods[m];
         if (jm->target == JOB_TARGET_CLASS && jm->target_class >= c->model.out_features)
@@ -315,6 +320,14 @@ static int run_main(int argc, char **argv, int validate_only) {
         AT_INFO("run %s: %lld rows x %d method(s) = %lld units on %d rank(s), scheduler %s",
                 a.job_path, (long long)c.n_rows, c.j.n_methods, (long long)c.p.n_units, c.size,
                 job_scheduler_name(c.j.scheduler));
+        eng_memory mem;
+        eng_plan_memory(&c.model, PLAN_ENGINE_BATCH, ENG_F32, &mem);
+        char pb[32], wb[32];
+        at_human_bytes((double)mem.params, pb, sizeof pb);
+        at_human_bytes((double)mem.total, wb, sizeof wb);
+        AT_INFO("model: %d layers, %zu parameters (%s); engine workspace per rank %s at "
+                "%d rows",
+                c.model.n_layers, c.model.n_params, pb, wb, PLAN_ENGINE_BATCH);
         if (c.n_done_before)
             AT_INFO("resuming: %lld of %lld units are done in %s/", (long long)c.n_done_before,
                     (long long)c.p.n_units, c.shard_dir);

@@ -11,3 +11,6 @@ add_executable(test_jobs_doc test_jobs_doc.c)
 target_link_libraries(test_jobs_doc PRIVATE attrib_io)
 add_test(NAME test_jobs_doc COMMAND test_jobs_doc ${PROJECT_SOURCE_DIR}/docs/jobs.md)
 set_tests_properties(test_jobs_doc PROPERTIES LABELS unit)
+
+# io/arch.c: layer lists (every kind, canonical text, residual blocks, errors)
+attrib_unit_test(test_arch SOURCES test_arch.c LIBS attrib_io LABELS unit)

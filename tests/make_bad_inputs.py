@@ -69,23 +69,21 @@ def test_labels():
 
 
 def model_hash(f):
-    """content_sha256 as docs/format.md defines it."""
-    h = hashlib.sha256()
-    rows = f["architecture/layers"][()]
-    for r in rows:
-        kind = r["kind"].decode() if isinstance(r["kind"], bytes) else str(r["kind"])
-        h.update(f"{r['index']} {kind} {r['in_features']} {r['out_features']} "
-                 f"{r['bias']}\n".encode())
-    for r in rows:
-        kind = r["kind"].decode() if isinstance(r["kind"], bytes) else str(r["kind"])
-        if kind != "linear":
-            continue
-        names = [f"layers.{r['index']}.weight"] + ([f"layers.{r['index']}.bias"]
-                                                    if r["bias"] else [])
-        for name in names:
-            h.update(name.encode() + b"\0")
-            h.update(np.ascontiguousarray(f["state_dict"][name][()], "<f4").tobytes())
+    """content_sha256 as docs/format.md defines it (format_version 2)."""
+    h = hashlib.sha256(f.attrs["architecture"].encode())
+    for name in sorted(f["state_dict"], key=str.encode):
+        h.update(name.encode() + b"\0")
+        h.update(np.ascontiguousarray(f["state_dict"][name][()], "<f4").tobytes())
     return h.hexdigest()
+
+
+def arch_edit(old, new):
+    """An edit replacing text in the architecture attribute (once)."""
+    def edit(f):
+        a = f.attrs["architecture"]
+        assert a.count(old) == 1, (old, a)
+        f.attrs["architecture"] = a.replace(old, new)
+    return edit
 
 
 def model_with(path, edit, rehash=False):
@@ -259,17 +257,20 @@ def data_many_classes(p):
 
 
 # --------------------------------------------------------------- models
+# MODEL is the quick start's MLP (model.hidden [256, 256] over 28x28 images):
+# layers.0 flatten, layers.1 linear 784->256, layers.2 relu, layers.3 linear
+# 256->256, layers.4 relu, layers.5 linear 256->10.
 def model_missing_bias(p):
-    model_with(p, lambda f: f["state_dict"].__delitem__("layers.2.bias"))
+    model_with(p, lambda f: f["state_dict"].__delitem__("layers.3.bias"))
 
 
 def model_wrong_shape(p):
-    model_with(p, lambda f: replace(f["state_dict"], "layers.0.weight",
+    model_with(p, lambda f: replace(f["state_dict"], "layers.1.weight",
                                     np.zeros((256, 783), np.float32)))
 
 
 def model_int_weight(p):
-    model_with(p, lambda f: replace(f["state_dict"], "layers.0.weight",
+    model_with(p, lambda f: replace(f["state_dict"], "layers.1.weight",
                                     np.zeros((256, 784), np.int32)))
 
 
@@ -283,21 +284,44 @@ def model_no_state_dict(p):
 
 
 def model_no_architecture(p):
-    model_with(p, lambda f: f.__delitem__("architecture"))
+    model_with(p, lambda f: f.attrs.__delitem__("architecture"))
 
 
 def model_unknown_kind(p):
-    def edit(f):
-        rows = f["architecture/layers"][()]
-        dt = f["architecture/layers"].dtype
-        rows = rows.astype(dt)
-        rows[1]["kind"] = "conv2d"
-        replace(f["architecture"], "layers", rows)
-    model_with(p, edit)
+    model_with(p, arch_edit("{kind: linear, name: layers.1,", "{kind: conv3d, name: layers.1,"))
 
 
-def model_arch_not_table(p):
-    model_with(p, lambda f: replace(f["architecture"], "layers", np.zeros((5, 5), np.int32)))
+def model_arch_not_list(p):
+    model_with(p, lambda f: f.attrs.__setitem__("architecture", "{kind: linear}\n"))
+
+
+def model_arch_unknown_key(p):
+    model_with(p, arch_edit("out_features: 10, bias: true}", "out_features: 10, bias: true, "
+                                                            "stride: 2}"))
+
+
+def model_arch_duplicate_name(p):
+    model_with(p, arch_edit("{kind: relu, name: layers.2}", "{kind: relu, name: layers.1}"))
+
+
+def model_arch_later_input(p):
+    model_with(p, arch_edit("{kind: relu, name: layers.2}",
+                            "{kind: relu, name: layers.2, input: layers.4}"))
+
+
+def model_arch_bad_chain(p):
+    model_with(p, arch_edit("{kind: flatten, name: layers.0}",
+                            "{kind: global_avgpool, name: layers.0}"))
+
+
+def model_arch_residual(p):
+    model_with(p, arch_edit("{kind: relu, name: layers.2}",
+                            "{kind: residual, name: layers.2, body: [{kind: relu}]}"))
+
+
+def model_too_many_params(p):
+    model_with(p, arch_edit("{kind: linear, name: layers.1, out_features: 256,",
+                            "{kind: linear, name: layers.1, out_features: 1000000,"))
 
 
 def model_no_sha(p):
@@ -306,23 +330,23 @@ def model_no_sha(p):
 
 def model_tampered(p):
     def edit(f):
-        f["state_dict/layers.0.weight"][0, 0] += 1.0
+        f["state_dict/layers.1.weight"][0, 0] += 1.0
     model_with(p, edit)
 
 
 def model_nan_weight(p):
     def edit(f):
-        w = f["state_dict/layers.2.weight"][()]
+        w = f["state_dict/layers.3.weight"][()]
         w[7, 100] = np.nan
-        replace(f["state_dict"], "layers.2.weight", w)
+        replace(f["state_dict"], "layers.3.weight", w)
     model_with(p, edit, rehash=True)
 
 
 def model_inf_bias(p):
     def edit(f):
-        b = f["state_dict/layers.4.bias"][()]
+        b = f["state_dict/layers.5.bias"][()]
         b[3] = -np.inf
-        replace(f["state_dict"], "layers.4.bias", b)
+        replace(f["state_dict"], "layers.5.bias", b)
     model_with(p, edit, rehash=True)
 
 
@@ -335,11 +359,23 @@ def model_input_shape_mismatch(p):
 
 
 def model_n_classes_mismatch(p):
-    model_with(p, lambda f: f.attrs.__setitem__("n_classes", np.int32(12)))
+    model_with(p, lambda f: f.attrs.__setitem__("n_classes", np.int64(12)))
 
 
 def model_format_version(p):
-    model_with(p, lambda f: f.attrs.__setitem__("format_version", np.int32(2)))
+    model_with(p, lambda f: f.attrs.__setitem__("format_version", np.int32(3)))
+
+
+def model_format_v1(p):
+    """What attrib 0.1 wrote: an /architecture/layers table, format_version 1."""
+    def edit(f):
+        f.attrs["format_version"] = np.int32(1)
+        del f.attrs["architecture"]
+        dt = np.dtype([("index", "<i4"), ("kind", h5py.string_dtype()), ("in_features", "<i4"),
+                       ("out_features", "<i4"), ("bias", "<i4")])
+        f.create_dataset("architecture/layers", data=np.array(
+            [(0, "linear", 784, 256, 1), (1, "relu", 256, 256, 0)], dt))
+    model_with(p, edit)
 
 
 def model_truncated(p):

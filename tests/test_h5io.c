@@ -1,5 +1,6 @@
-/* test_h5io.c — serial parts of io/h5io: model files (round trip, content
- * hash, corruption, missing/misshapen tensors), dataset files (reader
+/* test_h5io.c — serial parts of io/h5io: model files (format 2 round trip
+ * of a CNN and a transformer, content hash, version 1 refused, corruption,
+ * missing/misshapen/unexpected tensors, damaged architectures), dataset files (reader
  * hyperslabs, mean, class names, error messages), the Fashion-MNIST
  * importer's checks and the logits file. Exits non-zero on any failure. */
 #define _XOPEN_SOURCE 700 /* realpath */
@@ -14,6 +15,7 @@
 #include <hdf5_hl.h>
 #include <zlib.h>
 
+#include "arch.h"
 #include "h5io.h"
 
 static int g_fail = 0;
@@ -40,190 +42,384 @@ static int g_fail = 0;
 
 /* ------------------------------------------------------------------ models */
 
-static void build_model(eng_model *m) {
-    /* input (3, 4) -> linear 6 (bias) -> relu -> linear 5 (bias) -> linear 3 */
-    eng_layer_spec specs[4] = {
-        {ENG_LAYER_LINEAR, 6, 1},
-        {ENG_LAYER_RELU, 0, 0},
-        {ENG_LAYER_LINEAR, 5, 1},
-        {ENG_LAYER_LINEAR, 3, 0},
-    };
+/* A small CNN over (2, 6, 6) and a small transformer over 5 token ids:
+ * between them every kind of parameter tensor (conv, batch norm with running
+ * statistics, linear, embedding, positional embedding, layer norm,
+ * attention in/out projections). */
+static const char *CNN =
+    "- {kind: conv2d, name: conv, out_channels: 4, kernel: 3, padding: 1}\n"
+    "- {kind: batchnorm2d, name: bn}\n"
+    "- {kind: relu}\n"
+    "- {kind: conv2d, name: conv2, out_channels: 4, kernel: [3, 1], padding: [1, 0], "
+    "bias: false}\n"
+    "- {kind: add, name: res, inputs: [conv2, layers.2]}\n"
+    "- {kind: maxpool2d, kernel: 2}\n"
+    "- {kind: flatten}\n"
+    "- {kind: linear, name: fc, out_features: 3}\n";
+static const char *TRANSFORMER =
+    "- {kind: embedding, name: tok, num_embeddings: 11, embedding_dim: 8}\n"
+    "- {kind: pos_embedding, name: pos, max_len: 6}\n"
+    "- {kind: layernorm, name: ln}\n"
+    "- {kind: attention, name: attn, heads: 2, causal: true}\n"
+    "- {kind: add, name: res, inputs: [attn, pos]}\n"
+    "- {kind: seq_mean}\n"
+    "- {kind: linear, name: head, out_features: 4}\n";
+
+static void build_model(eng_model *m, const char *arch, const int *shape, int ndim) {
+    eng_layer specs[16];
+    int n = 0;
     at_err err;
     at_err_clear(&err);
-    if (eng_model_init(m, specs, 4, 12, &err) != 0) {
-        fprintf(stderr, "FAIL eng_model_init: %s\n", err.msg);
+    if (arch_parse_text(arch, "test", 0, specs, 16, &n, &err) ||
+        eng_model_init(m, specs, n, shape, ndim, &err) != 0) {
+        fprintf(stderr, "FAIL build_model: %s\n", err.msg);
         exit(1);
     }
     for (size_t i = 0; i < m->n_params; i++)
-        m->params[i] = (float)sin(0.37 * (double)i + 0.1) * 0.5f;
+        m->params[i] = (float)sin(0.37 * (double)i + 0.1) * 0.5f + 0.6f;
 }
 
-/* The content hash built independently from the header's description. */
-static void reference_hash(const eng_model *m, char out[65]) {
-    size_t cap = 4096 + m->n_params * 4 + 64 * 64, n = 0;
-    unsigned char *buf = malloc(cap);
-    for (int i = 0; i < m->n_layers; i++) {
-        const eng_layer *L = &m->layers[i];
-        n += (size_t)sprintf((char *)buf + n, "%d %s %d %d %d\n", i,
-                             eng_layer_kind_name(L->kind), L->in_features,
-                             L->out_features, L->bias);
+static int name_cmp(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The content hash built independently from the format's description, out
+ * of the file itself: the architecture attribute's bytes, then the
+ * /state_dict datasets in byte order of their names. */
+static void reference_hash(const char *path, char out[65]) {
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t a = H5Aopen(f, "architecture", H5P_DEFAULT), t = H5Aget_type(a);
+    char *arch = NULL;
+    H5Aread(a, t, &arch);
+    hid_t g = H5Gopen2(f, "state_dict", H5P_DEFAULT);
+    H5G_info_t gi;
+    H5Gget_info(g, &gi);
+    char **names = calloc(gi.nlinks, sizeof *names);
+    size_t cap = strlen(arch), n = 0;
+    for (hsize_t i = 0; i < gi.nlinks; i++) {
+        char nm[256];
+        H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_DEC, i, nm, sizeof nm,
+                           H5P_DEFAULT); /* any order: sorted below */
+        names[i] = strdup(nm);
     }
-    for (int i = 0; i < m->n_layers; i++) {
-        const eng_layer *L = &m->layers[i];
-        if (L->kind != ENG_LAYER_LINEAR) continue;
-        for (int t = 0; t < 1 + L->bias; t++) {
-            char name[64];
-            eng_param_name(i, t, name, sizeof name);
-            memcpy(buf + n, name, strlen(name) + 1);
-            n += strlen(name) + 1;
-            size_t off = t == 0 ? L->w_off : L->b_off;
-            size_t cnt = t == 0 ? (size_t)L->out_features * (size_t)L->in_features
-                                : (size_t)L->out_features;
-            for (size_t k = 0; k < cnt; k++) {
-                uint32_t u;
-                memcpy(&u, &m->params[off + k], 4);
-                for (int b = 0; b < 4; b++) buf[n++] = (unsigned char)(u >> (8 * b));
-            }
+    qsort(names, gi.nlinks, sizeof *names, name_cmp);
+    unsigned char *buf = malloc(cap + 1);
+    memcpy(buf, arch, strlen(arch));
+    n = strlen(arch);
+    for (hsize_t i = 0; i < gi.nlinks; i++) {
+        hid_t d = H5Dopen2(g, names[i], H5P_DEFAULT), sp = H5Dget_space(d);
+        size_t cnt = (size_t)H5Sget_simple_extent_npoints(sp);
+        buf = realloc(buf, n + strlen(names[i]) + 1 + 4 * cnt);
+        memcpy(buf + n, names[i], strlen(names[i]) + 1);
+        n += strlen(names[i]) + 1;
+        float *x = malloc(cnt * sizeof *x);
+        H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x);
+        for (size_t k = 0; k < cnt; k++) {
+            uint32_t u;
+            memcpy(&u, &x[k], 4);
+            for (int b = 0; b < 4; b++) buf[n++] = (unsigned char)(u >> (8 * b));
         }
+        free(x);
+        H5Sclose(sp);
+        H5Dclose(d);
+        free(names[i]);
     }
     at_sha256_buf_hex(buf, n, out);
     free(buf);
+    free(names);
+    H5free_memory(arch);
+    H5Gclose(g);
+    H5Tclose(t);
+    H5Aclose(a);
+    H5Fclose(f);
 }
 
 static int h5_count_open(void) {
     return (int)H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL);
 }
 
-static void test_model(void) {
-    eng_model m, m2;
-    build_model(&m);
-    char ref[65], h[65];
-    reference_hash(&m, ref);
-    h5_model_hash(&m, h);
-    EXPECT(strcmp(ref, h) == 0);
-
+/* Save m to path, load it back, and check it is the same model. */
+static void round_trip(const eng_model *m, const char *path) {
     h5_model_info info;
     memset(&info, 0, sizeof info);
-    info.n_input_dims = 2;
-    info.input_shape[0] = 3;
-    info.input_shape[1] = 4;
     h5_attr attrs[2] = {{"optimizer", "sgd momentum 0.9", 0.0}, {"lr", NULL, 0.05}};
     at_err err;
     at_err_clear(&err);
-    const char *path = OUT "/models/sub/m.h5"; /* parents do not exist yet */
-    EXPECT(h5_model_save(path, &m, &info, attrs, 2, &err) == 0);
+    EXPECT(h5_model_save(path, m, &info, attrs, 2, &err) == 0);
     if (err.code) fprintf(stderr, "  save: %s\n", err.msg);
-    EXPECT(strcmp(info.sha256, ref) == 0);
-    EXPECT(info.n_classes == 3);
-    EXPECT(access(OUT "/models/sub/m.h5.tmp", F_OK) != 0);
+    char h[65], ref[65];
+    h5_model_hash(m, h);
+    reference_hash(path, ref);
+    EXPECT(strcmp(info.sha256, h) == 0 && strcmp(ref, h) == 0);
+    EXPECT(info.n_classes == m->out_features && info.n_input_dims == m->in_ndim);
+    char tmp[512];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    EXPECT(access(tmp, F_OK) != 0);
 
+    eng_model m2;
     h5_model_info li;
     memset(&li, 0, sizeof li);
     EXPECT(h5_model_load(path, &m2, &li, &err) == 0);
-    if (err.code) fprintf(stderr, "  load: %s\n", err.msg);
-    EXPECT(m2.n_layers == m.n_layers && m2.n_params == m.n_params);
-    EXPECT(m2.in_features == 12 && m2.out_features == 3);
-    for (int i = 0; i < m.n_layers && i < m2.n_layers; i++) {
-        EXPECT(m2.layers[i].kind == m.layers[i].kind);
-        EXPECT(m2.layers[i].in_features == m.layers[i].in_features);
-        EXPECT(m2.layers[i].out_features == m.layers[i].out_features);
-        EXPECT(m2.layers[i].bias == m.layers[i].bias);
+    if (err.code) {
+        fprintf(stderr, "  load: %s\n", err.msg);
+        return;
     }
-    EXPECT(m2.params && memcmp(m2.params, m.params, m.n_params * sizeof(float)) == 0);
-    EXPECT(li.n_input_dims == 2 && li.input_shape[0] == 3 && li.input_shape[1] == 4);
-    EXPECT(li.n_classes == 3);
-    EXPECT(strcmp(li.sha256, ref) == 0);
-    eng_model_free(&m2);
+    EXPECT(m2.n_layers == m->n_layers && m2.n_params == m->n_params &&
+           m2.n_tensors == m->n_tensors);
+    EXPECT(m2.in_ndim == m->in_ndim && m2.out_features == m->out_features &&
+           memcmp(m2.in_shape, m->in_shape, sizeof m->in_shape) == 0);
+    for (int i = 0; i < m->n_layers && i < m2.n_layers; i++) {
+        const eng_layer *a = &m->layers[i], *b = &m2.layers[i];
+        EXPECT(a->kind == b->kind && !strcmp(a->name, b->name) && a->n_src == b->n_src &&
+               a->src[0] == b->src[0] && a->src[1] == b->src[1] &&
+               a->out_numel == b->out_numel && a->n_tensors == b->n_tensors);
+    }
+    for (int i = 0; i < m->n_tensors && i < m2.n_tensors; i++)
+        EXPECT(!strcmp(m->tensors[i].name, m2.tensors[i].name) &&
+               m->tensors[i].off == m2.tensors[i].off &&
+               memcmp(m->tensors[i].shape, m2.tensors[i].shape, sizeof m->tensors[i].shape) ==
+                   0);
+    EXPECT(m2.params && memcmp(m2.params, m->params, m->n_params * sizeof(float)) == 0);
+    EXPECT(li.n_input_dims == m->in_ndim && li.n_classes == m->out_features);
+    for (int i = 0; i < m->in_ndim; i++) EXPECT(li.input_shape[i] == m->in_shape[i]);
+    EXPECT(strcmp(li.sha256, h) == 0);
+    char *t1 = arch_emit(m), *t2 = arch_emit(&m2);
+    EXPECT(strcmp(t1, t2) == 0);
 
-    /* provenance attributes and the table as h5py would see them */
+    /* what h5py sees: the attributes, the architecture text, PyTorch shapes */
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     double lr = 0;
+    long long ver = 0, nc = 0;
     EXPECT(H5LTget_attribute_double(f, "/", "lr", &lr) >= 0 && lr == 0.05);
-    hid_t a = H5Aopen(f, "optimizer", H5P_DEFAULT), t = H5Aget_type(a);
-    EXPECT(H5Tis_variable_str(t) > 0 && H5Tget_cset(t) == H5T_CSET_UTF8);
+    EXPECT(H5LTget_attribute_long_long(f, "/", "format_version", &ver) >= 0 && ver == 2);
+    EXPECT(H5LTget_attribute_long_long(f, "/", "n_classes", &nc) >= 0 &&
+           nc == m->out_features);
+    hid_t a = H5Aopen(f, "architecture", H5P_DEFAULT), t = H5Aget_type(a);
     char *s = NULL;
+    EXPECT(H5Tis_variable_str(t) > 0 && H5Tget_cset(t) == H5T_CSET_UTF8);
+    EXPECT(H5Aread(a, t, &s) >= 0 && s && strcmp(s, t1) == 0);
+    H5free_memory(s);
+    H5Tclose(t);
+    H5Aclose(a);
+    a = H5Aopen(f, "optimizer", H5P_DEFAULT);
+    t = H5Aget_type(a);
+    s = NULL;
     EXPECT(H5Aread(a, t, &s) >= 0 && s && strcmp(s, "sgd momentum 0.9") == 0);
     H5free_memory(s);
     H5Tclose(t);
     H5Aclose(a);
-    hid_t d = H5Dopen2(f, "/architecture/layers", H5P_DEFAULT);
-    hid_t dt = H5Dget_type(d);
-    EXPECT(H5Tget_class(dt) == H5T_COMPOUND && H5Tget_nmembers(dt) == 5);
-    H5Tclose(dt);
-    H5Dclose(d);
+    for (int i = 0; i < m->n_tensors; i++) {
+        char dp[256];
+        snprintf(dp, sizeof dp, "/state_dict/%s", m->tensors[i].name);
+        int rank = -1;
+        EXPECT(H5LTget_dataset_ndims(f, dp, &rank) >= 0 && rank == m->tensors[i].ndim);
+        hsize_t dims[4] = {0};
+        H5LTget_dataset_info(f, dp, dims, NULL, NULL);
+        for (int k = 0; k < rank && k < 4; k++)
+            EXPECT(dims[k] == (hsize_t)m->tensors[i].shape[k]);
+    }
     H5Fclose(f);
+    free(t1);
+    free(t2);
+    eng_model_free(&m2);
+}
 
-    /* a changed weight: the hash check refuses the file */
-    char *bad = OUT "/models/corrupt.h5";
-    memset(&info, 0, sizeof info);
-    EXPECT(h5_model_save(bad, &m, &info, NULL, 0, &err) == 0);
-    f = H5Fopen(bad, H5F_ACC_RDWR, H5P_DEFAULT);
-    d = H5Dopen2(f, "/state_dict/layers.2.weight", H5P_DEFAULT);
-    float w[5 * 6];
+/* Copy of m's file at src to dst, then edit it with fn. */
+typedef void (*edit_fn)(hid_t f);
+
+static void edited(const char *src, const char *dst, edit_fn fn) {
+    FILE *in = fopen(src, "rb"), *out = fopen(dst, "wb");
+    char buf[65536];
+    size_t k;
+    while ((k = fread(buf, 1, sizeof buf, in)) > 0) fwrite(buf, 1, k, out);
+    fclose(in);
+    fclose(out);
+    hid_t f = H5Fopen(dst, H5F_ACC_RDWR, H5P_DEFAULT);
+    fn(f);
+    H5Fclose(f);
+}
+
+static void set_str_attr(hid_t f, const char *name, const char *v) {
+    H5Adelete(f, name);
+    hid_t t = H5Tcopy(H5T_C_S1), sp = H5Screate(H5S_SCALAR);
+    H5Tset_size(t, H5T_VARIABLE);
+    hid_t a = H5Acreate2(f, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, t, &v);
+    H5Aclose(a);
+    H5Sclose(sp);
+    H5Tclose(t);
+}
+
+static void set_int_attr(hid_t f, const char *name, long long v) {
+    H5Adelete(f, name);
+    H5LTset_attribute_long_long(f, "/", name, &v, 1);
+}
+
+static void ed_weight(hid_t f) {
+    hid_t d = H5Dopen2(f, "/state_dict/conv.weight", H5P_DEFAULT);
+    float w[4 * 2 * 3 * 3];
     H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, w);
-    w[7] += 1e-3f;
+    w[7] = nextafterf(w[7], 2.0f); /* one ulp */
     H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, w);
     H5Dclose(d);
-    H5Fclose(f);
-    eng_model tmp_m;
-    memcpy(&tmp_m, &m, sizeof m);
-    tmp_m.params = malloc(m.n_params * sizeof(float));
-    memcpy(tmp_m.params, m.params, m.n_params * sizeof(float));
-    tmp_m.params[m.layers[2].w_off + 7] += 1e-3f;
-    char changed[65];
-    h5_model_hash(&tmp_m, changed);
-    free(tmp_m.params);
-    at_err_clear(&err);
-    EXPECT(h5_model_load(bad, &m2, NULL, &err) == AT_EUSER);
-    char want[512];
-    snprintf(want, sizeof want,
-             "%s: content_sha256 mismatch: file says %s, weights hash to %s (the "
-             "file was modified or is corrupt)",
-             bad, ref, changed);
-    EXPECT_MSG(err, want);
-    EXPECT(m2.params == NULL);
-
-    /* a missing tensor is named */
-    char *miss = OUT "/models/missing.h5";
-    EXPECT(h5_model_save(miss, &m, &info, NULL, 0, &err) == 0);
-    f = H5Fopen(miss, H5F_ACC_RDWR, H5P_DEFAULT);
-    H5Ldelete(f, "/state_dict/layers.2.bias", H5P_DEFAULT);
-    H5Fclose(f);
-    at_err_clear(&err);
-    EXPECT(h5_model_load(miss, &m2, NULL, &err) == AT_EUSER);
-    EXPECT_MSG(err, OUT "/models/missing.h5: missing tensor /state_dict/layers.2.bias");
-
-    /* a tensor of the wrong shape: name, expected and found shapes */
-    char *shape = OUT "/models/shape.h5";
-    EXPECT(h5_model_save(shape, &m, &info, NULL, 0, &err) == 0);
-    f = H5Fopen(shape, H5F_ACC_RDWR, H5P_DEFAULT);
-    H5Ldelete(f, "/state_dict/layers.0.weight", H5P_DEFAULT);
-    hsize_t tdims[2] = {12, 6};
-    float zeros[72] = {0};
-    H5LTmake_dataset_float(f, "/state_dict/layers.0.weight", 2, tdims, zeros);
-    H5Fclose(f);
-    at_err_clear(&err);
-    EXPECT(h5_model_load(shape, &m2, NULL, &err) == AT_EUSER);
-    EXPECT_MSG(err, "tensor /state_dict/layers.0.weight: expected float32 (6, 12)");
-    EXPECT_MSG(err, "found float32 (12, 6)");
-
-    /* an unexpected extra tensor */
-    char *extra = OUT "/models/extra.h5";
-    EXPECT(h5_model_save(extra, &m, &info, NULL, 0, &err) == 0);
-    f = H5Fopen(extra, H5F_ACC_RDWR, H5P_DEFAULT);
+}
+static void ed_v1(hid_t f) { set_int_attr(f, "format_version", 1); }
+static void ed_v3(hid_t f) { set_int_attr(f, "format_version", 3); }
+static void ed_no_version(hid_t f) { H5Adelete(f, "format_version"); }
+static void ed_shape(hid_t f) {
+    H5Ldelete(f, "/state_dict/conv.weight", H5P_DEFAULT);
+    hsize_t d[4] = {4, 2, 3, 2};
+    float z[48] = {0};
+    H5LTmake_dataset_float(f, "/state_dict/conv.weight", 4, d, z);
+}
+static void ed_rank(hid_t f) {
+    H5Ldelete(f, "/state_dict/bn.running_var", H5P_DEFAULT);
+    hsize_t d[2] = {4, 1};
+    float z[4] = {1, 1, 1, 1};
+    H5LTmake_dataset_float(f, "/state_dict/bn.running_var", 2, d, z);
+}
+static void ed_int(hid_t f) {
+    H5Ldelete(f, "/state_dict/fc.bias", H5P_DEFAULT);
+    hsize_t d = 3;
+    int z[3] = {0};
+    H5LTmake_dataset_int(f, "/state_dict/fc.bias", 1, &d, z);
+}
+static void ed_missing(hid_t f) { H5Ldelete(f, "/state_dict/bn.running_mean", H5P_DEFAULT); }
+static void ed_extra(hid_t f) {
     hsize_t one = 1;
-    H5LTmake_dataset_float(f, "/state_dict/layers.3.bias", 1, &one, zeros);
-    H5Fclose(f);
-    at_err_clear(&err);
-    EXPECT(h5_model_load(extra, &m2, NULL, &err) == AT_EUSER);
-    EXPECT_MSG(err, "unexpected tensor /state_dict/layers.3.bias");
+    float z = 0;
+    H5LTmake_dataset_float(f, "/state_dict/bn.num_batches_tracked", 1, &one, &z);
+}
+static void ed_group(hid_t f) {
+    H5Ldelete(f, "/state_dict/fc.bias", H5P_DEFAULT);
+    H5Gclose(H5Gcreate2(f, "/state_dict/fc.bias", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+}
+static void ed_nan(hid_t f) {
+    hid_t d = H5Dopen2(f, "/state_dict/conv.weight", H5P_DEFAULT);
+    float w[72];
+    H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, w);
+    w[1 * 18 + 0 * 9 + 2 * 3 + 1] = NAN; /* [1, 0, 2, 1] */
+    H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, w);
+    H5Dclose(d);
+}
+static void ed_kind(hid_t f) {
+    set_str_attr(f, "architecture", "- {kind: conv2d, name: conv, out_channels: 4, kernel: 3}\n"
+                                    "- {kind: conv3d, name: bn}\n");
+}
+static void ed_arch_syntax(hid_t f) { set_str_attr(f, "architecture", "- {kind: relu\n"); }
+static void ed_residual(hid_t f) {
+    set_str_attr(f, "architecture", "- {kind: residual, body: [{kind: relu}]}\n");
+}
+static void ed_huge(hid_t f) {
+    set_str_attr(f, "architecture", "- {kind: flatten}\n- {kind: linear, out_features: "
+                                    "10000000}\n- {kind: linear, out_features: 3}\n");
+}
+static void ed_huge2(hid_t f) { /* 2^30 x 2^30 conv weights: 2^62 floats */
+    set_str_attr(f, "architecture", "- {kind: conv2d, out_channels: 1073741824, kernel: 1}\n"
+                                    "- {kind: conv2d, out_channels: 1073741824, kernel: 1}\n");
+}
+static void ed_chain(hid_t f) {
+    long long shape[1] = {72};
+    H5Adelete(f, "input_shape");
+    H5LTset_attribute_long_long(f, "/", "input_shape", shape, 1);
+}
+static void ed_bad_shape(hid_t f) {
+    long long shape[2] = {2, 0};
+    H5Adelete(f, "input_shape");
+    H5LTset_attribute_long_long(f, "/", "input_shape", shape, 2);
+}
+static void ed_classes(hid_t f) { set_int_attr(f, "n_classes", 12); }
+static void ed_no_arch(hid_t f) { H5Adelete(f, "architecture"); }
+static void ed_arch_int(hid_t f) {
+    H5Adelete(f, "architecture");
+    int v = 3;
+    H5LTset_attribute_int(f, "/", "architecture", &v, 1);
+}
 
-    /* a missing file */
+static void test_model(void) {
+    eng_model cnn, tr;
+    build_model(&cnn, CNN, (int[]){2, 6, 6}, 3);
+    build_model(&tr, TRANSFORMER, (int[]){5}, 1);
+    EXPECT(cnn.n_tensors == 9 && tr.n_tensors == 10);
+    round_trip(&cnn, OUT "/models/sub/cnn.h5"); /* parents do not exist yet */
+    round_trip(&tr, OUT "/models/tr.h5");
+
+    /* the hash covers the architecture text: a different name, same weights */
+    char h1[65], h2[65];
+    h5_model_hash(&cnn, h1);
+    snprintf(cnn.layers[7].name, sizeof cnn.layers[7].name, "fd");
+    h5_model_hash(&cnn, h2);
+    EXPECT(strcmp(h1, h2) != 0);
+    snprintf(cnn.layers[7].name, sizeof cnn.layers[7].name, "fc");
+
+    /* damaged files, each refused with a message naming file and cause */
+    static const struct {
+        const char *name;
+        edit_fn fn;
+        const char *want[2];
+    } bad[] = {
+        {"tampered", ed_weight, {"content_sha256 mismatch: file says"}},
+        {"v1", ed_v1,
+         {"/bad_v1.h5 was written by attrib < 0.2 (format_version 1); retrain it with "
+          "`attrib train` or re-export it with tools/export_torch.py"}},
+        {"v3", ed_v3, {"/bad_v3.h5: format_version 3, this attrib reads version 2"}},
+        {"noversion", ed_no_version, {"root attribute format_version missing"}},
+        {"shape", ed_shape,
+         {"/bad_shape.h5: tensor /state_dict/conv.weight: expected float32 (4, 2, 3, 3) "
+          "(layer 'conv' (conv2d)), found float32 (4, 2, 3, 2)"}},
+        {"rank", ed_rank,
+         {"tensor /state_dict/bn.running_var: expected float32 (4) (layer 'bn' "
+          "(batchnorm2d)), found float32 (4, 1)"}},
+        {"int", ed_int, {"tensor /state_dict/fc.bias: expected float32 (3)", "found int32 (3)"}},
+        {"missing", ed_missing,
+         {"/bad_missing.h5: missing tensor /state_dict/bn.running_mean (layer 'bn' "
+          "(batchnorm2d); expected float32 (4))"}},
+        {"extra", ed_extra,
+         {"unexpected tensor /state_dict/bn.num_batches_tracked (the architecture has no "
+          "such parameter)"}},
+        {"group", ed_group, {"tensor /state_dict/fc.bias: expected float32 (3)",
+                             "found a group or link"}},
+        {"nan", ed_nan,
+         {"tensor /state_dict/conv.weight: non-finite value nan at [1, 0, 2, 1]"}},
+        {"kind", ed_kind,
+         {"/bad_kind.h5: architecture:2: layers[1].kind: expected one of linear,",
+          "got 'conv3d'"}},
+        {"syntax", ed_arch_syntax, {"/bad_syntax.h5: architecture:2:", "YAML syntax error"}},
+        {"residual", ed_residual, {"architecture:1: layers[0].kind:", "got 'residual'"}},
+        {"huge", ed_huge,
+         {"the architecture with input_shape (2, 6, 6) has 760000003 parameters; at most "
+          "268435456 are supported"}},
+        {"huge2", ed_huge2, {"has 1152921508901814272 parameters; at most 268435456"}},
+        {"chain", ed_chain,
+         {"/bad_chain.h5: the architecture with input_shape (72): layer 'conv'"}},
+        {"badshape", ed_bad_shape, {"root attribute input_shape (2, 0) is not a valid shape"}},
+        {"classes", ed_classes,
+         {"root attribute n_classes is 12 but the model has 3 outputs"}},
+        {"noarch", ed_no_arch, {"root attribute architecture missing or not a string"}},
+        {"archint", ed_arch_int, {"root attribute architecture missing or not a string"}},
+    };
+    const char *src = OUT "/models/sub/cnn.h5";
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char p[256];
+        snprintf(p, sizeof p, OUT "/models/bad_%s.h5", bad[i].name);
+        edited(src, p, bad[i].fn);
+        eng_model m2;
+        at_err err;
+        at_err_clear(&err);
+        int before = h5_count_open();
+        EXPECT(h5_model_load(p, &m2, NULL, &err) == AT_EUSER);
+        EXPECT(h5_count_open() == before);
+        EXPECT(strstr(err.msg, p) == err.msg); /* starts with the file */
+        for (int k = 0; k < 2 && bad[i].want[k]; k++) EXPECT_MSG(err, bad[i].want[k]);
+        EXPECT(m2.params == NULL && m2.n_layers == 0 && m2.layers == NULL);
+    }
+    eng_model m2;
+    at_err err;
     at_err_clear(&err);
     EXPECT(h5_model_load(OUT "/models/nope.h5", &m2, NULL, &err) == AT_EUSER);
     EXPECT_MSG(err, OUT "/models/nope.h5: cannot open model file");
-
-    eng_model_free(&m);
+    eng_model_free(&cnn);
+    eng_model_free(&tr);
 }
 
 /* ---------------------------------------------------------------- datasets */

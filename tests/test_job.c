@@ -68,6 +68,7 @@ static const char *FULL_JOB =
     "model:\n"
     "  path: models/mlp.h5\n"
     "  hidden: [512, 256]\n"
+    "  input_shape: [1, 28, 28]\n"
     "methods:\n"
     "  - name: ig-gl\n"
     "    kind: integrated_gradients\n"
@@ -100,8 +101,17 @@ static const char *FULL_JOB =
     "  epochs: 20\n"
     "  batch_size: 64\n"
     "  lr: 0.1\n"
-    "  momentum: 0\n"
+    "  momentum: 0.5\n"
     "  weight_decay: 1e-4\n"
+    "  optimizer: sgd\n"
+    "  nesterov: true\n"
+    "  schedule: step\n"
+    "  step_size: 3\n"
+    "  gamma: 0.5\n"
+    "  loss: cross_entropy\n"
+    "  label_smoothing: 0.1\n"
+    "  checkpoint_every: 2\n"
+    "  checkpoints: ck/train.h5\n"
     "  seed: 7\n"
     "  eval_split: \"\"\n"
     "output:\n"
@@ -121,6 +131,9 @@ static void full_expected(job *x) {
     x->n_hidden = 2;
     x->hidden[0] = 512;
     x->hidden[1] = 256;
+    x->input_ndim = 3;
+    x->input_shape[0] = 1;
+    x->input_shape[1] = x->input_shape[2] = 28;
     x->n_methods = 4;
     job_method *m = &x->methods[0];
     strcpy(m->name, "ig-gl");
@@ -161,8 +174,17 @@ static void full_expected(job *x) {
     x->epochs = 20;
     x->batch_size = 64;
     x->lr = 0.1;
-    x->momentum = 0.0;
+    x->momentum = 0.5;
     x->weight_decay = 1e-4;
+    x->optimizer = ENG_OPT_SGD;
+    x->nesterov = 1;
+    x->schedule = ENG_SCHED_STEP;
+    x->step_size = 3;
+    x->gamma = 0.5;
+    x->loss = ENG_LOSS_XENT;
+    x->label_smoothing = 0.1;
+    x->checkpoint_every = 2;
+    strcpy(x->checkpoint_path, "ck/train.h5");
     x->train_seed = 7;
     x->eval_split[0] = '\0';
     strcpy(x->output_path, "results/out.h5");
@@ -211,6 +233,11 @@ static void default_expected(job *x) {
     x->lr = 0.05;
     x->momentum = 0.9;
     x->weight_decay = 0.0;
+    x->optimizer = ENG_OPT_SGD; /* the fields of adam and of other schedules stay 0 */
+    x->schedule = ENG_SCHED_CONSTANT;
+    x->loss = ENG_LOSS_XENT;
+    x->label_smoothing = 0.0;
+    x->checkpoint_every = 0;
     x->train_seed = 0;
     strcpy(x->eval_split, "test");
     x->compression = 4;
@@ -267,6 +294,7 @@ static void test_defaults(void) {
     strcpy(x.model_path, "m.h5");
     x.n_hidden = 1;
     x.hidden[0] = 32;
+    strcpy(x.checkpoint_path, "m.ckpt.h5"); /* derived from model.path */
     if (parse_ok("data: {path: d.h5}\nmodel: {path: m.h5, hidden: [32]}\ntrain:\n",
                  NULL, 0, JOB_PURPOSE_TRAIN, &j, "train: alone"))
         check_same(&j, &x, "train: alone");
@@ -673,6 +701,83 @@ static void test_bad_texts(void) {
         {"data:\n  rows: 0\n", ANY, "data.rows: expected", 2},
         {"data:\n  rows: -5\n", ANY, "data.rows: expected", 2},
         {"data:\n  rows: \":0\"\n", ANY, "data.rows: expected", 2},
+        /* layers, input_shape */
+        {"model:\n  layers:\n    - {kind: relu}\n    - {kind: conv2d, name: c, "
+         "out_channels: 4}\n", ANY,
+         "bad.yaml:4: model.layers[1].kernel: layer 'c' (conv2d): required key is missing",
+         4},
+        {"model:\n  layers:\n    - {kind: linear, out_features: 4, stride: 2}\n", ANY,
+         "model.layers[0].stride: layer 'layers.0' (linear): not a key of this kind (keys of "
+         "linear: kind, name, input, out_features, bias)", 3},
+        {"model:\n  layers:\n    - {kind: lstm}\n", ANY,
+         "model.layers[0].kind: expected one of linear, relu,", 3},
+        {"model:\n  layers:\n    - {kind: lstm}\n", ANY, "seq_mean, residual, got 'lstm'", 3},
+        {"model:\n  layers:\n    - kind: residual\n      name: b\n      body:\n"
+         "        - {kind: relu}\n        - {kind: add, inputs: [b.body.0]}\n", ANY,
+         "bad.yaml:7: model.layers[0].body[1].inputs: layer 'b.body.1' (add): expected a "
+         "list of 2 layer names, got a list of 1", 7},
+        {"model:\n  layers:\n    - {kind: relu, name: a}\n    - {kind: tanh, name: a}\n",
+         ANY, "model.layers[1].name: layer 'a' (tanh): duplicate layer name (also layer #0, "
+         "model.layers[0], line 3)", 4},
+        {"model:\n  layers:\n    - {kind: relu, input: b}\n    - {kind: tanh, name: b}\n",
+         ANY, "model.layers[0].input: layer 'layers.0' (relu): 'b' is layer #1, which "
+         "comes later", 3},
+        {"model:\n  layers: []\n", ANY,
+         "model.layers: expected a list of 1 to 512 layers, got an empty list", 2},
+        {"model:\n  layers: {kind: relu}\n", ANY,
+         "model.layers: expected a list of 1 to 512 layers, got a mapping", 2},
+        {"model:\n  layers: [{kind: relu}]\n  hidden: [4]\n", ANY,
+         "model.hidden: give model.layers or model.hidden (the MLP shorthand), not both", 3},
+        {"model:\n  hidden: [4]\n  layers: [{kind: relu}]\n", ANY,
+         "model.layers: give model.layers or model.hidden", 3},
+        {"model:\n  input_shape: []\n", ANY,
+         "model.input_shape: expected a list of 1 to 3 integers >= 1 (e.g. [1, 28, 28]), "
+         "got 0 entries", 2},
+        {"model:\n  input_shape: [1, 2, 3, 4]\n", ANY, "got 4 entries", 2},
+        {"model:\n  input_shape: 784\n", ANY, "model.input_shape: expected a list", 2},
+        {"model:\n  input_shape: [1, 0]\n", ANY,
+         "model.input_shape[1]: expected an integer >= 1, got '0'", 2},
+        {"model:\n  input_shape: [65536, 65536]\n", ANY,
+         "model.input_shape: 4294967296 elements per example, at most 2147483647", 2},
+        /* train settings that belong to another optimizer, schedule or loss */
+        {"train:\n  optimizer: adam\n  momentum: 0.9\n", ANY,
+         "train.momentum: only used with optimizer: sgd (optimizer is adam)", 3},
+        {"train:\n  nesterov: true\n  optimizer: adamw\n", ANY,
+         "train.nesterov: only used with optimizer: sgd (optimizer is adamw)", 2},
+        {"train:\n  betas: [0.9, 0.99]\n", ANY,
+         "train.betas: only used with optimizer: adam or adamw (optimizer is sgd)", 2},
+        {"train:\n  eps: 1e-6\n", ANY, "train.eps: only used with optimizer: adam", 2},
+        {"train:\n  step_size: 3\n", ANY,
+         "train.step_size: only used with schedule: step (schedule is constant)", 2},
+        {"train:\n  schedule: cosine\n  gamma: 0.5\n", ANY,
+         "train.gamma: only used with schedule: step (schedule is cosine)", 3},
+        {"train:\n  schedule: step\n  min_lr: 0.001\n", ANY,
+         "train.min_lr: only used with schedule: cosine (schedule is step)", 3},
+        {"train:\n  loss: mse\n  label_smoothing: 0.1\n", ANY,
+         "train.label_smoothing: only used with loss: cross_entropy (loss is mse)", 3},
+        {"train:\n  momentum: 0\n  nesterov: true\n", ANY,
+         "train.nesterov: needs momentum > 0 (momentum is 0)", 3},
+        {"train:\n  optimizer: rmsprop\n", ANY,
+         "train.optimizer: expected one of sgd, adam, adamw, got 'rmsprop'", 2},
+        {"train:\n  schedule: linear\n", ANY,
+         "train.schedule: expected one of constant, step, cosine, got 'linear'", 2},
+        {"train:\n  loss: margin\n", ANY,
+         "train.loss: expected one of cross_entropy, mse, got 'margin'", 2},
+        {"train:\n  optimizer: adam\n  betas: [0.9]\n", ANY,
+         "train.betas: expected a list of two numbers in [0, 1) (e.g. [0.9, 0.999]), got "
+         "1 entries", 3},
+        {"train:\n  optimizer: adam\n  betas: [0.9, 1]\n", ANY,
+         "train.betas: expected a list of two numbers in [0, 1)", 3},
+        {"train:\n  optimizer: adam\n  betas: [0.9, \"0.9\"]\n", ANY,
+         "got \"0.9\" (quoted, so a string)", 3},
+        {"train:\n  optimizer: adam\n  eps: 0\n", ANY, "train.eps: expected a number > 0",
+         3},
+        {"train:\n  schedule: step\n  step_size: 0\n", ANY,
+         "train.step_size: expected an integer in 1..100000, got '0'", 3},
+        {"train:\n  label_smoothing: 1\n", ANY,
+         "train.label_smoothing: expected a number in [0, 1), got '1'", 2},
+        {"train:\n  checkpoint_every: -1\n", ANY,
+         "train.checkpoint_every: expected an integer in 0..100000", 2},
         /* hidden */
         {"model:\n  hidden: []\n", ANY,
          "model.hidden: expected a list of 1 to 16 layer widths, got 0 entries", 2},
@@ -757,7 +862,8 @@ static void test_bad_texts(void) {
         {"data: {path: d.h5}\nmodel: {path: m.h5}\nmethods: [{name: a, kind: "
          "saliency}]\n", RUN, "bad.yaml: output.path: required field is missing", 0},
         {"data: {path: d.h5}\nmodel: {path: m.h5}\ntrain: {}\n", TRAIN,
-         "bad.yaml: model.hidden: required field is missing", 0},
+         "bad.yaml: model.layers: required field is missing (or model.hidden, the MLP "
+         "shorthand)", 0},
         {"data: {path: d.h5}\nmodel: {path: m.h5, hidden: [8]}\n", TRAIN,
          "bad.yaml: train: required section is missing", 0},
         /* a present section is still checked when the purpose ignores it */
@@ -926,6 +1032,143 @@ static void test_schema(void) {
     CHECK(!strcmp(job_target_name(&m, buf, sizeof buf), "12"), "target class");
 }
 
+/* ------------------------------------------------ layers and training */
+
+static const char *LAYERS_JOB =
+    "data: {path: d.h5}\n"
+    "model:\n"
+    "  path: models/cnn.h5\n"
+    "  input_shape: [1, 28, 28]\n"
+    "  layers:\n"
+    "    - {kind: conv2d, name: conv1, out_channels: 8, kernel: 3, padding: 1}\n"
+    "    - {kind: batchnorm2d}\n"
+    "    - kind: residual\n"
+    "      name: res\n"
+    "      body:\n"
+    "        - {kind: relu}\n"
+    "        - {kind: conv2d, out_channels: 8, kernel: 3, padding: 1, bias: false}\n"
+    "    - {kind: maxpool2d, kernel: 2}\n"
+    "    - {kind: flatten}\n"
+    "    - {kind: dropout, p: 0.25}\n"
+    "    - {kind: linear, name: fc, out_features: 10}\n"
+    "train:\n"
+    "  optimizer: adamw\n"
+    "  betas: [0.8, 0.99]\n"
+    "  eps: 1e-6\n"
+    "  weight_decay: 0.01\n"
+    "  schedule: cosine\n"
+    "  min_lr: 0.0001\n"
+    "  loss: mse\n"
+    "  checkpoint_every: 5\n";
+
+static void test_layers_and_training(void) {
+    job j;
+    if (parse_ok(LAYERS_JOB, NULL, 0, JOB_PURPOSE_TRAIN, &j, "layers job")) {
+        CHECK(j.n_layers == 9 && j.n_hidden == 0, "9 layers after flattening, got %d",
+              j.n_layers);
+        CHECK(!strcmp(j.layers[0].name, "conv1") && j.layers[0].kind == ENG_LAYER_CONV2D &&
+                  j.layers[0].out_features == 8 && j.layers[0].padding[1] == 1,
+              "conv1");
+        CHECK(!strcmp(j.layers[2].name, "res.body.0") && !strcmp(j.layers[4].name, "res") &&
+                  j.layers[4].kind == ENG_LAYER_ADD && j.layers[4].src[0] == 3 &&
+                  j.layers[4].src[1] == 1,
+              "residual flattened: %s %s %d %d", j.layers[2].name, j.layers[4].name,
+              j.layers[4].src[0], j.layers[4].src[1]);
+        CHECK(j.layers[5].stride[0] == 2 && j.layers[7].p == 0.25 &&
+                  !strcmp(j.layers[8].name, "fc") && j.layers[8].bias == 1,
+              "pool, dropout, fc");
+        CHECK(j.input_ndim == 3 && j.input_shape[0] == 1 && j.input_shape[2] == 28,
+              "input_shape");
+        CHECK(j.optimizer == ENG_OPT_ADAMW && j.beta1 == 0.8 && j.beta2 == 0.99 &&
+                  j.adam_eps == 1e-6 && j.weight_decay == 0.01,
+              "adamw settings");
+        CHECK(j.momentum == 0 && j.nesterov == 0, "sgd fields are 0 for adamw: %g",
+              j.momentum);
+        CHECK(j.schedule == ENG_SCHED_COSINE && j.min_lr == 0.0001 && j.step_size == 0 &&
+                  j.gamma == 0,
+              "cosine settings");
+        CHECK(j.loss == ENG_LOSS_MSE && j.label_smoothing == 0, "mse");
+        CHECK(j.checkpoint_every == 5 && !strcmp(j.checkpoint_path, "models/cnn.ckpt.h5"),
+              "checkpoints: %s", j.checkpoint_path);
+        char *y = job_emit_yaml(&j);
+        CHECK(strstr(y, "  layers:\n    - {kind: conv2d, name: conv1, out_channels: 8, "
+                        "kernel: 3, stride: 1, padding: 1, dilation: 1, bias: true}\n") &&
+                  strstr(y, "    - {kind: add, name: res, inputs: [res.body.1, layers.1]}\n") &&
+                  strstr(y, "  input_shape: [1, 28, 28]\n") &&
+                  strstr(y, "  betas: [0.8, 0.99]\n") && !strstr(y, "momentum") &&
+                  !strstr(y, "step_size") && !strstr(y, "label_smoothing") &&
+                  strstr(y, "  min_lr: 0.0001\n") &&
+                  strstr(y, "  checkpoints: \"models/cnn.ckpt.h5\"\n"),
+              "emitted layers job:\n%s", y);
+        free(y);
+    }
+    round_trip(LAYERS_JOB, NULL, 0, JOB_PURPOSE_TRAIN, "round trip: layers");
+    round_trip(LAYERS_JOB, NULL, 0, JOB_PURPOSE_ANY, "round trip: layers (any)");
+    /* every optimizer, schedule and loss round-trips; the fields of the others are 0 */
+    const char *opts[] = {"sgd", "adam", "adamw"}, *scheds[] = {"constant", "step", "cosine"},
+               *losses[] = {"cross_entropy", "mse"};
+    for (int o = 0; o < 3; o++)
+        for (int k = 0; k < 3; k++)
+            for (int l = 0; l < 2; l++) {
+                char text[256];
+                snprintf(text, sizeof text,
+                         "model: {path: m, hidden: [3]}\ndata: {path: d}\ntrain: "
+                         "{optimizer: %s, schedule: %s, loss: %s}\n",
+                         opts[o], scheds[k], losses[l]);
+                round_trip(text, NULL, 0, JOB_PURPOSE_TRAIN, text);
+                if (!parse_ok(text, NULL, 0, JOB_PURPOSE_TRAIN, &j, text)) continue;
+                CHECK(j.optimizer == o && j.schedule == k && j.loss == l, "%s: enums", text);
+                CHECK((o == 0) == (j.momentum == 0.9) && (o != 0) == (j.beta2 == 0.999) &&
+                          (o != 0) == (j.adam_eps == 1e-8),
+                      "%s: optimizer defaults", text);
+                CHECK((k == 1) == (j.step_size == 10 && j.gamma == 0.1) && j.min_lr == 0,
+                      "%s: schedule defaults", text);
+                CHECK(!strcmp(j.checkpoint_path, "m.ckpt.h5"), "%s: no .h5: %s", text,
+                      j.checkpoint_path);
+            }
+    /* --set reaches into layers by index and by name */
+    const char *sets[] = {"model.layers.fc.out_features=20", "model.layers.1.eps=0.001",
+                          "model.layers.conv1.kernel=[5, 3]", "train.optimizer=sgd"};
+    at_err e = {0};
+    int rc = job_parse(LAYERS_JOB, "test.yaml", sets, 4, JOB_PURPOSE_TRAIN, &j, &e);
+    CHECK(rc == AT_EUSER && strstr(e.msg, "test.yaml:19: train.betas: only used with "
+                                          "optimizer: adam or adamw (optimizer is sgd)"),
+          "betas after switching to sgd: %s", e.msg);
+    if (parse_ok(LAYERS_JOB, sets, 3, JOB_PURPOSE_TRAIN, &j, "--set layers")) {
+        CHECK(j.layers[8].out_features == 20, "by name: %d", j.layers[8].out_features);
+        CHECK(j.layers[1].eps == 0.001, "by index");
+        CHECK(j.layers[0].kernel[0] == 5 && j.layers[0].kernel[1] == 3, "kernel pair");
+    }
+    const char *bad_set[] = {"model.layers.conv1.kernel=0"};
+    at_err_clear(&e);
+    rc = job_parse(LAYERS_JOB, "test.yaml", bad_set, 1, JOB_PURPOSE_TRAIN, &j, &e);
+    CHECK(rc == AT_EUSER && !strncmp(e.msg, "--set model.layers.conv1.kernel=0: "
+                                             "model.layers[0].kernel: layer 'conv1' (conv2d): "
+                                             "expected", 80),
+          "layer error from a --set: %s", e.msg);
+    CHECK(is_zero(&j, sizeof j), "job zeroed after a layer error");
+    /* train needs layers or hidden, not both; run ignores their absence */
+    const char *both = "data: {path: d}\nmodel: {path: m, layers: [{kind: linear, "
+                       "out_features: 2}]}\ntrain:\n";
+    if (parse_ok(both, NULL, 0, JOB_PURPOSE_TRAIN, &j, "layers without hidden"))
+        CHECK(j.n_layers == 1 && j.n_hidden == 0, "layers only");
+    /* a long model path: the derived checkpoint path does not fit */
+    static char longp[1200];
+    strcpy(longp, "model:\n  path: ");
+    memset(longp + strlen(longp), 'm', 1020);
+    strcat(longp, "\n");
+    const char *no_ck[] = {"train.epochs=1"}, *ck[] = {"train.checkpoints=c.h5"};
+    at_err_clear(&e);
+    rc = job_parse(longp, "test.yaml", no_ck, 1, JOB_PURPOSE_ANY, &j, &e);
+    CHECK(rc == AT_EUSER && strstr(e.msg, "test.yaml:2: train.checkpoints: the default "
+                                          "(model.path with .ckpt.h5) is longer than 1023"),
+          "long derived path: %s", e.msg);
+    if (parse_ok(longp, ck, 1, JOB_PURPOSE_ANY, &j, "explicit checkpoints, long model path"))
+        CHECK(!strcmp(j.checkpoint_path, "c.h5"), "explicit checkpoints");
+    if (parse_ok(longp, NULL, 0, JOB_PURPOSE_ANY, &j, "no train: nothing derived"))
+        CHECK(!j.checkpoint_path[0], "no train, no checkpoint path");
+}
+
 /* Every accepted duration form, through --set as users write them. */
 static void test_durations(void) {
     static const struct {
@@ -956,6 +1199,7 @@ int main(int argc, char **argv) {
     test_round_trip();
     test_bad_texts();
     test_durations();
+    test_layers_and_training();
     test_read_file();
     test_schema();
     CHECK(dir != NULL, "no bad_jobs directory: pass it as argv[1] or build with "
