@@ -74,12 +74,5 @@ char *arch_emit_specs(const eng_layer *specs, int n, const char *indent);
 /* arch_emit_specs(m->layers, m->n_layers, ""). */
 char *arch_emit(const eng_model *m);
 
-/* Parameter elements (trainable and buffers) the specs hold over an input
- * of in_shape, found by shape inference without allocating anything, so a
- * file cannot make the loader allocate an absurd block. Returns the count
- * (saturating at INT64_MAX), or -1 when the shapes do not chain (then
- * eng_model_init reports why). */
-int64_t arch_param_count(const eng_layer *specs, int n, const int *in_shape,
-                         int in_ndim);
 
 #endif

@@ -1224,23 +1224,24 @@ int h5_model_load(const char *path, eng_model *m, h5_model_info *info,
     specs = at_calloc(ENG_MAX_LAYERS, sizeof *specs, "model specs");
     rc = arch_parse_text(arch, source, 0, specs, ENG_MAX_LAYERS, &n_layers, err);
     if (rc) goto done;
-    /* the parameter count, before eng_model_init allocates it */
-    int64_t n_params = arch_param_count(specs, n_layers, in_shape, mi.n_input_dims);
-    if (n_params > H5IO_MAX_PARAMS) {
-        rc = at_err_set(err, AT_EUSER, "%s: the architecture with input_shape %s has %lld "
-                        "parameters; at most %lld are supported", path,
-                        shape_text_i64(mi.n_input_dims, mi.input_shape).s,
-                        (long long)n_params, (long long)H5IO_MAX_PARAMS);
-        goto done;
-    }
+    /* shapes and the parameter count, before the parameters are allocated */
     at_err e2;
     at_err_clear(&e2);
-    if (eng_model_init(m, specs, n_layers, in_shape, mi.n_input_dims, &e2) != 0) {
+    if (eng_model_build(m, specs, n_layers, in_shape, mi.n_input_dims, &e2) != 0) {
         rc = at_err_set(err, e2.code ? e2.code : AT_EUSER, "%s: the architecture with "
                         "input_shape %s: %s", path,
                         shape_text_i64(mi.n_input_dims, mi.input_shape).s, e2.msg);
         goto done;
     }
+    if ((int64_t)m->n_params > H5IO_MAX_PARAMS) {
+        rc = at_err_set(err, AT_EUSER, "%s: the architecture with input_shape %s has %lld "
+                        "parameters; at most %lld are supported", path,
+                        shape_text_i64(mi.n_input_dims, mi.input_shape).s,
+                        (long long)m->n_params, (long long)H5IO_MAX_PARAMS);
+        eng_model_free(m);
+        goto done;
+    }
+    eng_model_alloc_params(m);
     built = 1;
     if (m->out_features != mi.n_classes) {
         rc = at_err_set(err, AT_EUSER, "%s: root attribute n_classes is %d but the model "

@@ -390,6 +390,22 @@ static void check_shape_errors(void) {
                strstr(err.msg, "does not fit"),
            "pool too big: %s", err.msg);
     err = (at_err){0};
+    eng_layer big[2] = {{.kind = ENG_LAYER_LINEAR, .out_features = 1 << 30},
+                        {.kind = ENG_LAYER_LINEAR, .name = "w", .out_features = 1 << 30}};
+    EXPECT(eng_model_build(&m, big, 2, (int[]){1 << 30}, 1, &err) == 0 && m.params == NULL &&
+               m.n_params == ((size_t)1 << 61),
+           "2^61 parameters are counted, not allocated: %s", err.msg);
+    if (!err.code) eng_model_free(&m);
+    eng_layer huge = {.kind = ENG_LAYER_LINEAR, .name = "w", .out_features = 1 << 30};
+    EXPECT(eng_model_build(&m, &huge, 1, (int[]){1 << 10, 8}, 2, &err) == AT_EUSER &&
+               strstr(err.msg, "layer 'w' (#0, linear): output has 1.1e+12 elements per example"),
+           "huge output: %s", err.msg);
+    err = (at_err){0};
+    eng_layer wide = {.kind = ENG_LAYER_CONV2D, .name = "c", .out_features = 1 << 30,
+                      .kernel = {1 << 16, 1 << 16}};
+    EXPECT(eng_model_build(&m, &wide, 1, (int[]){1 << 10, 1 << 16, 1 << 16}, 3, &err) == AT_EUSER,
+           "2^72-element conv weight must be refused");
+    err = (at_err){0};
     eng_layer fwd[2] = {{.kind = ENG_LAYER_RELU, .n_src = 1, .src = {1}}, {.kind = ENG_LAYER_RELU}};
     EXPECT(eng_model_init(&m, fwd, 2, (int[]){4}, 1, &err) == AT_EUSER &&
                strstr(err.msg, "expected an earlier layer"),

@@ -172,6 +172,13 @@ const char *eng_layer_kind_list(void);
  * and needs no free). */
 int eng_model_init(eng_model *m, const eng_layer *specs, int n, const int *in_shape,
                    int in_ndim, at_err *err);
+/* The same checks and shapes without allocating params (m->params stays
+ * NULL), so a loader can look at m->n_params before committing memory; then
+ * eng_model_alloc_params. Tensors of more than 2^62 elements and layer
+ * outputs of more than 2^31-1 elements per example are refused. */
+int eng_model_build(eng_model *m, const eng_layer *specs, int n, const int *in_shape,
+                    int in_ndim, at_err *err);
+void eng_model_alloc_params(eng_model *m);
 void eng_model_free(eng_model *m);
 /* PyTorch's default initialisation, drawn from the counter RNG (seed,
  * AT_STREAM_INIT, tensor index, element): Linear and Conv2d weights and

@@ -69,22 +69,32 @@ static size_t numel(const int *shape, int n) {
 #define LFMT "layer '%s' (#%d, %s): "
 #define LARG(L, i) (L)->name, (i), eng_layer_kind_name((L)->kind)
 
-static void add_tensor(eng_model *m, int layer, const char *suffix, int trainable,
-                       int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3) {
+#define MAX_PARAMS 4611686018427387904.0 /* 2^62 elements */
+
+/* Append a tensor; its size is summed in float64 first, so absurd shapes
+ * from a file are refused instead of wrapping around. */
+static int add_tensor(eng_model *m, int layer, const char *suffix, int trainable, int ndim,
+                      int64_t d0, int64_t d1, int64_t d2, int64_t d3, at_err *err) {
     eng_tensor *t = &m->tensors[m->n_tensors++];
     const eng_layer *L = &m->layers[layer];
     snprintf(t->name, sizeof t->name, "%s.%s", L->name, suffix);
     t->layer = layer;
     t->ndim = ndim;
     int64_t d[4] = {d0, d1, d2, d3};
-    t->numel = 1;
+    double e = 1.0;
     for (int k = 0; k < ndim; k++) {
         t->shape[k] = d[k];
-        t->numel *= (size_t)d[k];
+        e *= (double)d[k];
     }
+    if (e + (double)m->n_params > MAX_PARAMS)
+        return at_err_set(err, AT_EUSER, LFMT "tensor %s has %.4g elements; the model would "
+                                            "exceed 2^62 parameters",
+                          LARG(L, layer), t->name, e);
+    t->numel = (size_t)e;
     t->trainable = trainable;
     t->off = m->n_params;
     m->n_params += t->numel;
+    return 0;
 }
 
 /* Output size of a conv/pool along one axis; <= 0 if the window does not fit. */
@@ -150,6 +160,11 @@ static int expect_ndim(const eng_layer *L, int i, int lo, int hi, const char *wh
     return at_err_set(err, AT_EUSER, LFMT "expects input %s, got %s", LARG(L, i), what, s);
 }
 
+#define TENSOR(sfx, trainable, nd, d0, d1, d2, d3)                                    \
+    do {                                                                            \
+        if ((rc = add_tensor(m, i, sfx, trainable, nd, d0, d1, d2, d3, err))) return rc; \
+    } while (0)
+
 /* Shapes, tensors, cache and scratch sizes of layer i. */
 static int build_layer(eng_model *m, int i, at_err *err) {
     eng_layer *L = &m->layers[i];
@@ -164,8 +179,8 @@ static int build_layer(eng_model *m, int i, at_err *err) {
             return at_err_set(err, AT_EUSER, LFMT "out_features is %d; expected >= 1",
                               LARG(L, i), L->out_features);
         L->out_shape[L->in_ndim - 1] = L->out_features;
-        add_tensor(m, i, "weight", 1, 2, L->out_features, last, 0, 0);
-        if (L->bias) add_tensor(m, i, "bias", 1, 1, L->out_features, 0, 0, 0);
+        TENSOR("weight", 1, 2, L->out_features, last, 0, 0);
+        if (L->bias) TENSOR("bias", 1, 1, L->out_features, 0, 0, 0);
         break;
     case ENG_LAYER_RELU: case ENG_LAYER_GELU: case ENG_LAYER_GELU_TANH:
     case ENG_LAYER_TANH: case ENG_LAYER_SIGMOID: case ENG_LAYER_SILU:
@@ -181,8 +196,11 @@ static int build_layer(eng_model *m, int i, at_err *err) {
             return at_err_set(err, AT_EUSER, LFMT "out_channels is %d; expected >= 1",
                               LARG(L, i), L->out_features);
         if ((rc = build_window(L, i, 0, err))) return rc;
-        add_tensor(m, i, "weight", 1, 4, L->out_features, L->g.C, L->g.KH, L->g.KW);
-        if (L->bias) add_tensor(m, i, "bias", 1, 1, L->out_features, 0, 0, 0);
+        if ((double)L->g.C * L->g.KH * L->g.KW * L->g.OH * L->g.OW > 1099511627776.0)
+            return at_err_set(err, AT_EUSER, LFMT "its im2col matrix would exceed 2^40 elements",
+                              LARG(L, i));
+        TENSOR("weight", 1, 4, L->out_features, L->g.C, L->g.KH, L->g.KW);
+        if (L->bias) TENSOR("bias", 1, 1, L->out_features, 0, 0, 0);
         L->scratch = eng_conv2d_col_size(&L->g);
         break;
     case ENG_LAYER_MAXPOOL2D:
@@ -202,17 +220,17 @@ static int build_layer(eng_model *m, int i, at_err *err) {
             return rc;
         int C = L->in_shape[0];
         if (L->affine) {
-            add_tensor(m, i, "weight", 1, 1, C, 0, 0, 0);
-            add_tensor(m, i, "bias", 1, 1, C, 0, 0, 0);
+            TENSOR("weight", 1, 1, C, 0, 0, 0);
+            TENSOR("bias", 1, 1, C, 0, 0, 0);
         }
-        add_tensor(m, i, "running_mean", 0, 1, C, 0, 0, 0);
-        add_tensor(m, i, "running_var", 0, 1, C, 0, 0, 0);
+        TENSOR("running_mean", 0, 1, C, 0, 0, 0);
+        TENSOR("running_var", 0, 1, C, 0, 0, 0);
         break;
     }
     case ENG_LAYER_LAYERNORM:
         if (L->affine) {
-            add_tensor(m, i, "weight", 1, 1, last, 0, 0, 0);
-            add_tensor(m, i, "bias", 1, 1, last, 0, 0, 0);
+            TENSOR("weight", 1, 1, last, 0, 0, 0);
+            TENSOR("bias", 1, 1, last, 0, 0, 0);
         }
         L->aux = 2 * (L->in_numel / (size_t)last);
         break;
@@ -228,14 +246,14 @@ static int build_layer(eng_model *m, int i, at_err *err) {
                               LARG(L, i), L->num_embeddings, L->out_features);
         L->out_ndim = 2;
         L->out_shape[1] = L->out_features;
-        add_tensor(m, i, "weight", 1, 2, L->num_embeddings, L->out_features, 0, 0);
+        TENSOR("weight", 1, 2, L->num_embeddings, L->out_features, 0, 0);
         break;
     case ENG_LAYER_POSEMB:
         if ((rc = expect_ndim(L, i, 2, 2, "(T, E)", err))) return rc;
         if (L->in_shape[0] > L->num_embeddings)
             return at_err_set(err, AT_EUSER, LFMT "sequence length %d exceeds max_len %d",
                               LARG(L, i), L->in_shape[0], L->num_embeddings);
-        add_tensor(m, i, "weight", 1, 2, L->num_embeddings, L->in_shape[1], 0, 0);
+        TENSOR("weight", 1, 2, L->num_embeddings, L->in_shape[1], 0, 0);
         break;
     case ENG_LAYER_ATTENTION: {
         if ((rc = expect_ndim(L, i, 2, 2, "(T, E)", err))) return rc;
@@ -245,10 +263,10 @@ static int build_layer(eng_model *m, int i, at_err *err) {
                               LFMT "heads is %d; expected >= 1 and a divisor of the "
                                    "embedding size %d",
                               LARG(L, i), L->heads, E);
-        add_tensor(m, i, "in_proj_weight", 1, 2, 3 * E, E, 0, 0);
-        if (L->bias) add_tensor(m, i, "in_proj_bias", 1, 1, 3 * E, 0, 0, 0);
-        add_tensor(m, i, "out_proj.weight", 1, 2, E, E, 0, 0);
-        if (L->bias) add_tensor(m, i, "out_proj.bias", 1, 1, E, 0, 0, 0);
+        TENSOR("in_proj_weight", 1, 2, 3 * (int64_t)E, E, 0, 0);
+        if (L->bias) TENSOR("in_proj_bias", 1, 1, 3 * (int64_t)E, 0, 0, 0);
+        TENSOR("out_proj.weight", 1, 2, E, E, 0, 0);
+        if (L->bias) TENSOR("out_proj.bias", 1, 1, E, 0, 0, 0);
         L->aux = eng_attention_cache_size(T, E, L->heads);
         L->scratch = eng_attention_scratch_size(T, E, L->heads);
         break;
@@ -285,6 +303,12 @@ static int build_layer(eng_model *m, int i, at_err *err) {
          L->kind == ENG_LAYER_LAYERNORM) && !(L->eps > 0.0))
         return at_err_set(err, AT_EUSER, LFMT "eps is %g; expected > 0", LARG(L, i), L->eps);
     L->n_tensors = m->n_tensors - L->tensor0;
+    double oe = 1.0;
+    for (int d = 0; d < L->out_ndim; d++) oe *= (double)L->out_shape[d];
+    if (oe > 2147483647.0)
+        return at_err_set(err, AT_EUSER, LFMT "output has %.4g elements per example; at most "
+                                            "2^31-1",
+                          LARG(L, i), oe);
     L->out_numel = numel(L->out_shape, L->out_ndim);
     for (int d = 0; d < L->out_ndim; d++)
         if (L->out_shape[d] < 1)
@@ -322,8 +346,8 @@ static int wire_layer(eng_model *m, int i, at_err *err) {
     return 0;
 }
 
-int eng_model_init(eng_model *m, const eng_layer *specs, int n, const int *in_shape,
-                   int in_ndim, at_err *err) {
+int eng_model_build(eng_model *m, const eng_layer *specs, int n, const int *in_shape,
+                    int in_ndim, at_err *err) {
     memset(m, 0, sizeof *m);
     if (n < 1) return at_err_set(err, AT_EUSER, "model has no layers");
     if (n > ENG_MAX_LAYERS)
@@ -379,8 +403,19 @@ int eng_model_init(eng_model *m, const eng_layer *specs, int n, const int *in_sh
         memset(m, 0, sizeof *m);
         return rc;
     }
-    m->params = at_calloc(m->n_params ? m->n_params : 1, sizeof(float), "model parameters");
     return 0;
+}
+
+void eng_model_alloc_params(eng_model *m) {
+    AT_CHECK(m->layers && !m->params);
+    m->params = at_calloc(m->n_params ? m->n_params : 1, sizeof(float), "model parameters");
+}
+
+int eng_model_init(eng_model *m, const eng_layer *specs, int n, const int *in_shape,
+                   int in_ndim, at_err *err) {
+    int rc = eng_model_build(m, specs, n, in_shape, in_ndim, err);
+    if (rc == 0) eng_model_alloc_params(m);
+    return rc;
 }
 
 void eng_model_free(eng_model *m) {
