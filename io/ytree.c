@@ -464,5 +464,13 @@ void yt_emit_num(yt_buf *b, double v) {
                 break;
             }
         }
-    yt_add(b, "%s%s", t, strpbrk(t, ".e") ? "" : ".0");
+    /* a '.' in every mantissa ("1.0e-05", "3.0"): YAML 1.1 readers such as
+     * PyYAML take "1e-05" for a string */
+    char *e = strchr(t, 'e');
+    if (strchr(t, '.'))
+        yt_add(b, "%s", t);
+    else if (e)
+        yt_add(b, "%.*s.0%s", (int)(e - t), t, e);
+    else
+        yt_add(b, "%s.0", t);
 }

@@ -4,7 +4,7 @@
 usage: check_torch.py MODEL.h5 DATA.h5 RESULTS.h5 [LOGITS.h5]
 
 Rebuilds the model in PyTorch (float64) from the attrib model file's
-architecture table and state_dict datasets, then for every method in
+layer list and state_dict datasets, then for every method in
 /attributions recomputes the scores with torch.autograd on the same inputs:
   saliency             |d f_t / d x|   (or signed, per the 'abs' attribute)
   input_x_gradient     x * d f_t / d x
@@ -15,6 +15,7 @@ nodes/weights read from the file and checked against numpy's Gauss-Legendre
 Error measure: per sample, max |attrib - torch| / max |torch|; the worst
 sample must be <= 1e-4. Exits 1 on any failure.
 """
+import pathlib
 import sys
 
 import h5py
@@ -33,15 +34,6 @@ def check(cond, msg):
         failures.append(msg)
 
 
-def load_model_named(path):
-    # attrib names parameters "layers.<i>.weight" (a Sequential in attribute
-    # `layers`); strip the prefix for a bare nn.Sequential.
-    with h5py.File(path, "r") as f:
-        names = list(f["state_dict"])
-    assert all(n.startswith("layers.") for n in names), names
-    return names
-
-
 def quad(rule, n):
     k = np.arange(n, dtype=np.float64)
     if rule == "riemann_left":
@@ -58,19 +50,27 @@ def quad(rule, n):
     return (x + 1) / 2, w / 2
 
 
-names = load_model_named(model_path)
-with h5py.File(model_path, "r") as f:
-    sd = {n[len("layers."):]: torch.tensor(f["state_dict"][n][()].astype(np.float64)) for n in names}
-    layers = f["architecture/layers"][()]
+# The model file's layer list (tools/attrib_torch.py reads format v2) as a
+# bare nn.Sequential of flatten / linear / relu: parameters "layers.<i>.x"
+# are Sequential child i's, so the kink detection below can walk it.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tools"))
+import attrib_torch  # noqa: E402
+
+mf = attrib_torch.read_model_file(model_path)
 mods = []
-for row in layers:
-    kind = row["kind"].decode() if isinstance(row["kind"], bytes) else str(row["kind"])
+for L in mf["layers"]:
+    kind = L["kind"]
     if kind == "linear":
-        mods.append(torch.nn.Linear(int(row["in_features"]), int(row["out_features"]), bias=bool(row["bias"])))
+        w = mf["state_dict"][L["name"] + ".weight"]
+        mods.append(torch.nn.Linear(w.shape[1], w.shape[0], bias=bool(L["bias"])))
     elif kind == "relu":
         mods.append(torch.nn.ReLU())
+    elif kind == "flatten":
+        mods.append(torch.nn.Flatten())
     else:
-        raise SystemExit(f"unsupported layer kind {kind}")
+        raise SystemExit(f"check_torch.py handles flatten/linear/relu models; got {kind}")
+assert all(L["name"] == f"layers.{i}" for i, L in enumerate(mf["layers"])), "default names"
+sd = {k[len("layers."):]: torch.tensor(v.astype(np.float64)) for k, v in mf["state_dict"].items()}
 net = torch.nn.Sequential(*mods)
 net.load_state_dict(sd)
 net.eval()

@@ -116,9 +116,9 @@ static void test_every_kind(void) {
         "- {kind: avgpool2d, name: layers.10, kernel: [2, 3], stride: 1, padding: 0, "
         "count_include_pad: false}\n"
         "- {kind: global_avgpool, name: layers.11}\n"
-        "- {kind: batchnorm1d, name: layers.12, eps: 1e-05, affine: true}\n"
+        "- {kind: batchnorm1d, name: layers.12, eps: 1.0e-05, affine: true}\n"
         "- {kind: batchnorm2d, name: layers.13, eps: 0.001, affine: false}\n"
-        "- {kind: layernorm, name: layers.14, eps: 1e-06, affine: true}\n"
+        "- {kind: layernorm, name: layers.14, eps: 1.0e-06, affine: true}\n"
         "- {kind: embedding, name: layers.15, num_embeddings: 100, embedding_dim: 16}\n"
         "- {kind: pos_embedding, name: layers.16, max_len: 64}\n"
         "- {kind: attention, name: layers.17, heads: 4, causal: true, bias: false}\n"
@@ -176,7 +176,7 @@ static void test_emit_zero_defaults(void) {
                        "padding: 0, dilation: 1, bias: false}\n"
                        "  - {kind: maxpool2d, name: layers.1, kernel: 2, stride: 2, padding: 0, "
                        "dilation: 1}\n"
-                       "  - {kind: layernorm, name: layers.2, eps: 1e-05, affine: false}\n";
+                       "  - {kind: layernorm, name: layers.2, eps: 1.0e-05, affine: false}\n";
     EXPECT(!strcmp(t, want), "zero defaults:\n%s---want\n%s", t, want);
     free(t);
 }
