@@ -6,6 +6,8 @@
 #include "h5io.h"
 #include "pipeline.h"
 
+int cmd_import_synthetic(int argc, char **argv); /* synth.c */
+
 static const char *USAGE =
     "attrib " ATTRIB_VERSION " — attribution scores for neural networks at cluster scale\n"
     "\n"
@@ -24,6 +26,9 @@ static const char *USAGE =
     "                        accuracy and loss of a model on a dataset split\n"
     "  import fashion-mnist --out D.h5 [--from DIR]\n"
     "                        convert Debian's dataset-fashion-mnist into an attrib dataset\n"
+    "  import synthetic-tokens --out D.h5 [--n-train N] [--n-test N] [--seq-len T]\n"
+    "         [--vocab V] [--seed S]\n"
+    "                        a token-sequence task with known relevant tokens (transformers)\n"
     "\n"
     "options:\n"
     "  --help                show help (also: attrib COMMAND --help)\n"
@@ -97,7 +102,23 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "validate") == 0) return cmd_validate(argc - 2, argv + 2);
     if (strcmp(cmd, "train") == 0) return cmd_train(argc - 2, argv + 2);
     if (strcmp(cmd, "eval") == 0) return cmd_eval(argc - 2, argv + 2);
-    if (strcmp(cmd, "import") == 0) return cmd_import(argc - 2, argv + 2);
+    if (strcmp(cmd, "import") == 0) {
+        /* the synthetic generators live in synth.c: any argument that is
+         * their name (and not the value of --out or --from) selects them */
+        for (int i = 2; i < argc; i++) {
+            if (!strcmp(argv[i], "--out") || !strcmp(argv[i], "-o") ||
+                !strcmp(argv[i], "--from")) {
+                i++;
+                continue;
+            }
+            if (argv[i][0] == '-') continue;
+            if (!strcmp(argv[i], "synthetic-tokens")) {
+                for (int k = i; k + 1 < argc; k++) argv[k] = argv[k + 1];
+                return cmd_import_synthetic(argc - 3, argv + 2); /* without the name */
+            }
+        }
+        return cmd_import(argc - 2, argv + 2);
+    }
     fprintf(stderr, "attrib: error: unknown command '%s'\n\n%s", cmd, USAGE);
     return AT_EUSER;
 }
