@@ -96,6 +96,7 @@ enum {
     AT_STREAM_INIT = 1,    /* parameter initialisation */
     AT_STREAM_SHUFFLE = 2, /* minibatch order, a = epoch */
     AT_STREAM_NOISE = 3,   /* input noise (SmoothGrad, ...) */
+    AT_STREAM_SYNTH = 4,   /* synthetic datasets (attrib import synthetic-tokens) */
 };
 
 /* SHA-256. */

@@ -989,10 +989,11 @@ int h5_model_save(const char *path, const eng_model *m, h5_model_info *info,
         for (size_t k = 0; k < sizeof reserved_model_attrs / sizeof *reserved_model_attrs;
              k++)
             AT_CHECK(strcmp(attrs[i].name, reserved_model_attrs[k]) != 0);
-        int st = attrs[i].text
-                     ? attr_write_str(f, attrs[i].name, attrs[i].text)
-                     : attr_write_scalar(f, attrs[i].name, H5T_NATIVE_DOUBLE,
-                                         &attrs[i].number);
+        int st = attrs[i].text     ? attr_write_str(f, attrs[i].name, attrs[i].text)
+                 : attrs[i].values ? attr_write_vec(f, attrs[i].name, H5T_NATIVE_DOUBLE,
+                                                    attrs[i].n_values, attrs[i].values)
+                                   : attr_write_scalar(f, attrs[i].name, H5T_NATIVE_DOUBLE,
+                                                       &attrs[i].number);
         if (st < 0) {
             rc = at_err_set(err, AT_EIO, "%s: cannot write attribute '%s'", path,
                             attrs[i].name);

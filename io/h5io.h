@@ -133,8 +133,10 @@ typedef struct {
 /* A provenance attribute to store on the model file's root. */
 typedef struct {
     const char *name;
-    const char *text; /* string value, or NULL for the number */
-    double number;
+    const char *text;     /* string value, or NULL for a number */
+    double number;        /* the number when text and values are NULL */
+    const double *values; /* a float64 vector of n_values when not NULL */
+    int n_values;
 } h5_attr;
 
 /* Write m (architecture, weights, content hash, attrs) to path via a .tmp

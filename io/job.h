@@ -136,7 +136,7 @@ typedef struct {
     int schedule;        /* eng_sched_kind: constant (default), step, cosine */
     int step_size;       /* step: epochs between decays */
     double gamma;        /* step: decay factor */
-    double min_lr;       /* cosine: the last epoch's learning rate */
+    double min_lr;       /* cosine: eta_min, the rate after the last epoch */
     int checkpoint_every; /* epochs between checkpoints; 0 = none */
     char checkpoint_path[JOB_PATH_MAX]; /* "<model.path without .h5>.ckpt.h5" unless
                                            train.checkpoints says otherwise */

@@ -137,7 +137,7 @@ int cmd_import(int argc, char **argv) {
         }
     }
     if (!err.code && (!what || strcmp(what, "fashion-mnist") != 0))
-        at_err_set(&err, AT_EUSER, "import: unknown dataset '%s' (supported: fashion-mnist)",
+        at_err_set(&err, AT_EUSER, "import: unknown dataset '%s' (supported: fashion-mnist, synthetic-tokens)",
                    what ? what : "");
     if (!err.code && !out) at_err_set(&err, AT_EUSER, "import: --out D.h5 is required");
     if (!err.code && h5_import_fashion_mnist(from, out, &err) == 0)

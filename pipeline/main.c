@@ -6,7 +6,6 @@
 #include "h5io.h"
 #include "pipeline.h"
 
-int cmd_import_synthetic(int argc, char **argv); /* synth.c */
 
 static const char *USAGE =
     "attrib " ATTRIB_VERSION " — attribution scores for neural networks at cluster scale\n"

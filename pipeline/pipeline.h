@@ -229,6 +229,7 @@ int cmd_validate(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_import(int argc, char **argv);
+int cmd_import_synthetic(int argc, char **argv); /* synth.c */
 
 /* Shared CLI helpers. */
 typedef struct {

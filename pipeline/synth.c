@@ -20,7 +20,7 @@
  * truth, /<split>/relevant (N, T) uint8 = 1 there, 0 elsewhere.
  *
  * Everything comes from the counter RNG: row r of split s (0 train, 1
- * test) uses stream SYNTH_STREAM and counter a = s * 2^40 + r, with
+ * test) uses stream AT_STREAM_SYNTH and counter a = s * 2^40 + r, with
  * b = 0 and 1 for the first and second marker, 2 and 3 for the positions,
  * 4 + t for the noise at position t. Same seed, same bytes; the test rows are different draws
  * from the train rows.
@@ -38,13 +38,11 @@
 #include "h5train.h"
 #include "pipeline.h"
 
-#define SYNTH_STREAM 0x53594e54u /* "SYNT": distinct from core.h's streams */
 #define SYNTH_MARKERS 4
 #define SYNTH_MAX_ROWS 100000000LL
 #define SYNTH_MAX_LEN 4096LL
 #define SYNTH_MAX_VOCAB 16777216LL /* ids stay exact in float32 */
 
-int cmd_import_synthetic(int argc, char **argv);
 
 static const char *const synth_classes[2] = {"descending", "ascending"};
 
@@ -55,16 +53,16 @@ static void synth_split(float *x, int32_t *y, uint8_t *rel, int64_t n, int T, in
         const uint64_t a = ((uint64_t)split << 40) + (uint64_t)r;
         float *xr = x + (size_t)r * T;
         uint8_t *mr = rel + (size_t)r * T;
-        const int first = (int)at_rng_below(SYNTH_MARKERS, seed, SYNTH_STREAM, a, 0);
-        int second = (int)at_rng_below(SYNTH_MARKERS - 1, seed, SYNTH_STREAM, a, 1);
+        const int first = (int)at_rng_below(SYNTH_MARKERS, seed, AT_STREAM_SYNTH, a, 0);
+        int second = (int)at_rng_below(SYNTH_MARKERS - 1, seed, AT_STREAM_SYNTH, a, 1);
         if (second >= first) second++;
-        int i = (int)at_rng_below((uint64_t)T, seed, SYNTH_STREAM, a, 2);
-        int j = (int)at_rng_below((uint64_t)T - 1, seed, SYNTH_STREAM, a, 3);
+        int i = (int)at_rng_below((uint64_t)T, seed, AT_STREAM_SYNTH, a, 2);
+        int j = (int)at_rng_below((uint64_t)T - 1, seed, AT_STREAM_SYNTH, a, 3);
         if (j >= i) j++;
         const int p = i < j ? i : j, q = i < j ? j : i;
         for (int t = 0; t < T; t++) {
             xr[t] = (float)(SYNTH_MARKERS + at_rng_below((uint64_t)(V - SYNTH_MARKERS), seed,
-                                                         SYNTH_STREAM, a, 4 + (uint64_t)t));
+                                                         AT_STREAM_SYNTH, a, 4 + (uint64_t)t));
             mr[t] = 0;
         }
         xr[p] = (float)first;

@@ -274,7 +274,6 @@ static int train_main(const cli_job_args *a, at_err *err) {
     h5_ckpt_writer *ckw = NULL;
     char *job_yaml = NULL;
     history h = {0};
-    char *hist_text[5] = {NULL};
     if (read_split(j->data_path, j->data_split, j->row_start, j->row_end, &x, &y, &n, &info, err))
         goto out;
     if (n < 1) {
@@ -387,9 +386,9 @@ static int train_main(const cli_job_args *a, at_err *err) {
     h5_attr attrs[32];
     int na = 0;
 #define TEXT(nm, v)                                                                                \
-    attrs[na++] = (h5_attr) { nm, v, 0 }
+    attrs[na++] = (h5_attr) { .name = nm, .text = v }
 #define NUM(nm, v)                                                                                 \
-    attrs[na++] = (h5_attr) { nm, NULL, (double)(v) }
+    attrs[na++] = (h5_attr) { .name = nm, .number = (double)(v) }
     if (j->n_hidden) TEXT("hidden", hidden);
     TEXT("train_data", j->data_path);
     TEXT("train_split", j->data_split);
@@ -411,19 +410,13 @@ static int train_main(const cli_job_args *a, at_err *err) {
     TEXT("job_yaml", job_yaml);
     TEXT("attrib_version", ATTRIB_VERSION);
     if (ckw) TEXT("checkpoints", j->checkpoint_path);
-    /* per-epoch history as text (h5_attr holds strings and numbers): one
-     * value per epoch, space-separated, %.9g */
+    /* per-epoch history: float64 vectors, one value per epoch */
     const double *const hist[5] = {h.lr, h.loss, h.acc, h.eval_loss, h.eval_acc};
     static const char *const hist_names[5] = {"lr_per_epoch", "train_loss_per_epoch",
                                               "train_accuracy_per_epoch", "eval_loss_per_epoch",
                                               "eval_accuracy_per_epoch"};
-    for (int k = 0; k < (ne ? 5 : 3); k++) {
-        hist_text[k] = at_malloc(E * 18 + 1, "history text");
-        size_t len = 0;
-        for (size_t i = 0; i < E; i++)
-            len += (size_t)snprintf(hist_text[k] + len, 19, "%s%.9g", i ? " " : "", hist[k][i]);
-        TEXT(hist_names[k], hist_text[k]);
-    }
+    for (int k = 0; k < (ne ? 5 : 3); k++)
+        attrs[na++] = (h5_attr){.name = hist_names[k], .values = hist[k], .n_values = (int)E};
 #undef TEXT
 #undef NUM
     if (h5_model_save(j->model_path, &m, &mi, attrs, na, err)) goto out;
@@ -442,7 +435,6 @@ out:
     free(h.eval_loss);
     free(h.eval_acc);
     free(job_yaml);
-    for (int k = 0; k < 5; k++) free(hist_text[k]);
     h5_ckpt_writer_free(ckw);
     eng_optim_free(&opt);
     if (ws.acts) eng_workspace_free(&ws);

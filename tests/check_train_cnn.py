@@ -56,7 +56,7 @@ def main():
         print(f"test accuracy after {EPOCHS} epochs on {ROWS} rows: {acc:.4f} (bar {BAR})")
         if not acc >= BAR:
             fail(f"test accuracy {acc:.4f} < {BAR}")
-        hist = [float(v) for v in fa.attrs["eval_accuracy_per_epoch"].split()]
+        hist = [float(v) for v in fa.attrs["eval_accuracy_per_epoch"]]
         if len(hist) != EPOCHS or hist[-1] != acc:
             fail(f"eval_accuracy_per_epoch {hist} does not end with {acc}")
         names = sorted(fa["state_dict"])

@@ -108,7 +108,7 @@ int main(int argc, char **argv) {
     if (argc == 5) {
         h5_model_info out = {.n_input_dims = info.n_input_dims};
         memcpy(out.input_shape, info.input_shape, sizeof out.input_shape);
-        h5_attr src = {"source", "tests/engine_probe.c (re-saved)", 0};
+        h5_attr src = {.name = "source", .text = "tests/engine_probe.c (re-saved)"};
         if (h5_model_save(argv[4], &m, &out, &src, 1, &err)) die("%s", err.msg);
         if (strcmp(out.sha256, info.sha256) != 0)
             die("%s: re-saved content_sha256 %s differs from the file's %s", argv[4], out.sha256,

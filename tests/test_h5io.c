@@ -142,7 +142,8 @@ static int h5_count_open(void) {
 static void round_trip(const eng_model *m, const char *path) {
     h5_model_info info;
     memset(&info, 0, sizeof info);
-    h5_attr attrs[2] = {{"optimizer", "sgd momentum 0.9", 0.0}, {"lr", NULL, 0.05}};
+    h5_attr attrs[2] = {{.name = "optimizer", .text = "sgd momentum 0.9"},
+                        {.name = "lr", .number = 0.05}};
     at_err err;
     at_err_clear(&err);
     EXPECT(h5_model_save(path, m, &info, attrs, 2, &err) == 0);
