@@ -3,13 +3,14 @@
 #   forward+backward of the MLP and the CNN vs the OpenBLAS SGEMM rate
 #   (build/bench/engine_bench, 1 thread), and the same step in PyTorch
 #   (1 thread) as a time ratio torch / attrib (> 1: attrib is faster).
-# usage: bench/run_engine_bench.sh [batch] [seconds]   (after building)
+# usage: [BUILD=build] bench/run_engine_bench.sh [batch] [seconds]   (after building)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
 N=${1:-256}
 S=${2:-3}
 export OPENBLAS_NUM_THREADS=1
-a=$(build/bench/engine_bench "$N" "$S")
+a=$($BUILD/bench/engine_bench "$N" "$S")
 echo "$a"
 t=$(/usr/bin/python3 bench/torch_engine_bench.py "$N" "$S" 1)
 echo "$t"

@@ -130,7 +130,7 @@ typedef struct {
             eng_conv2d_forward##SUF(out, a[0], a[1], o->bias ? a[2] : NULL, &o->g, o->N, o->col_); \
             break;                                                                                 \
         case OP_MAXPOOL:                                                                           \
-            eng_maxpool2d_forward##SUF(out, a[0], &o->g, o->N);                                    \
+            eng_maxpool2d_forward##SUF(out, NULL, a[0], &o->g, o->N);                                    \
             break;                                                                                 \
         case OP_AVGPOOL:                                                                           \
             eng_avgpool2d_forward##SUF(out, a[0], &o->g, o->N);                                    \
@@ -152,7 +152,7 @@ typedef struct {
                                      &o->g, o->N, o->col_);                                        \
             break;                                                                                 \
         case OP_MAXPOOL:                                                                           \
-            eng_maxpool2d_backward##SUF(ga[0], dout, a[0], &o->g, o->N);                           \
+            eng_maxpool2d_backward##SUF(ga[0], dout, a[0], NULL, &o->g, o->N);                           \
             break;                                                                                 \
         case OP_AVGPOOL:                                                                           \
             eng_avgpool2d_backward##SUF(ga[0], dout, &o->g, o->N);                                 \
@@ -593,6 +593,42 @@ static void check_bn_per_example(op o) {
 
 /* ------------------------------------------------------ max-pool ties */
 
+/* The forward's recorded winners (idx) route the backward exactly as
+ * recomputing them does, on the 2x2 fast path and the general one, with
+ * ties and NaNs, in float32 and float64. */
+static void check_maxpool_idx(void) {
+    const eng_geom2d gs[3] = {geom(2, 6, 8, 2, 2, 2, 2, 2, 0, 0, 1, 1, 0),
+                              geom(2, 7, 5, 2, 3, 2, 2, 1, 1, 1, 2, 1, 0),
+                              geom(1, 5, 5, 1, 3, 3, 1, 1, 1, 1, 1, 1, 0)};
+    enum { NMAX = 3 * 2 * 8 * 8 };
+    for (int k = 0; k < 3; k++) {
+        const eng_geom2d *g = &gs[k];
+        const int N = 3, n_in = N * g->C * g->H * g->W, n_out = N * g->C * g->OH * g->OW;
+        double in[NMAX], out0[NMAX], out1[NMAX], ix[NMAX], dout[NMAX], d0[NMAX] = {0},
+                                                                     d1[NMAX] = {0};
+        float inf[NMAX], outf[NMAX], ixf[NMAX], doutf[NMAX], df0[NMAX] = {0}, df1[NMAX] = {0};
+        for (int i = 0; i < n_in; i++) {
+            in[i] = (double)(at_rng_below(4, 5, 7, (uint64_t)i, (uint64_t)k)); /* many ties */
+            if (i % 17 == 3) in[i] = NAN;
+            inf[i] = (float)in[i];
+        }
+        for (int i = 0; i < n_out; i++) doutf[i] = (float)(dout[i] = 1.0 + i);
+        eng_maxpool2d_forward_f64(out0, NULL, in, g, N);
+        eng_maxpool2d_forward_f64(out1, ix, in, g, N);
+        eng_maxpool2d_backward_f64(d0, dout, in, NULL, g, N);
+        eng_maxpool2d_backward_f64(d1, dout, in, ix, g, N);
+        int same = 1;
+        for (int i = 0; i < n_out; i++)
+            same &= memcmp(&out0[i], &out1[i], sizeof(double)) == 0;
+        for (int i = 0; i < n_in; i++) same &= memcmp(&d0[i], &d1[i], sizeof(double)) == 0;
+        eng_maxpool2d_forward(outf, ixf, inf, g, N);
+        eng_maxpool2d_backward(df0, doutf, inf, NULL, g, N);
+        eng_maxpool2d_backward(df1, doutf, inf, ixf, g, N);
+        for (int i = 0; i < n_in; i++) same &= df0[i] == df1[i];
+        EXPECT(same, "maxpool geometry %d: routing by recorded winners differs", k);
+    }
+}
+
 /* A constant plane: every window's winner is its first in-image element
  * in row-major order, as PyTorch's CPU kernel. */
 static void check_maxpool_ties(void) {
@@ -600,8 +636,8 @@ static void check_maxpool_ties(void) {
     double in[25], out[9], dout[9], din[25] = {0}, want[25] = {0};
     for (int i = 0; i < 25; i++) in[i] = 0.5;
     for (int i = 0; i < 9; i++) dout[i] = 1.0 + i;
-    eng_maxpool2d_forward_f64(out, in, &g, 1);
-    eng_maxpool2d_backward_f64(din, dout, in, &g, 1);
+    eng_maxpool2d_forward_f64(out, NULL, in, &g, 1);
+    eng_maxpool2d_backward_f64(din, dout, in, NULL, &g, 1);
     for (int oh = 0; oh < g.OH; oh++)
         for (int ow = 0; ow < g.OW; ow++) {
             int ih = oh * 2 - 1 < 0 ? 0 : oh * 2 - 1, iw = ow * 2 - 1 < 0 ? 0 : ow * 2 - 1;
@@ -617,14 +653,14 @@ static void check_maxpool_ties(void) {
     double in2[25];
     for (int i = 0; i < 25; i++) in2[i] = -INFINITY;
     double din2[25] = {0};
-    eng_maxpool2d_forward_f64(out, in2, &g, 1);
+    eng_maxpool2d_forward_f64(out, NULL, in2, &g, 1);
     EXPECT(isinf(out[0]) && out[0] < 0, "maxpool of -inf: out %g", out[0]);
-    eng_maxpool2d_backward_f64(din2, dout, in2, &g, 1);
+    eng_maxpool2d_backward_f64(din2, dout, in2, NULL, &g, 1);
     EXPECT(din2[0] == dout[0], "maxpool of -inf: gradient %g not at the first element", din2[0]);
     /* complex: the winner is chosen on real parts, the value passes whole */
     zd inz[25], outz[9];
     for (int i = 0; i < 25; i++) inz[i] = i + I * (100.0 - i);
-    eng_maxpool2d_forward_c128(outz, inz, &g, 1);
+    eng_maxpool2d_forward_c128(outz, NULL, inz, &g, 1);
     EXPECT(creal(outz[0]) == 6.0 && cimag(outz[0]) == 94.0, "complex maxpool: %g%+gi",
            creal(outz[0]), cimag(outz[0]));
 }
@@ -668,6 +704,7 @@ int main(void) {
         op_free(&pools[i]);
     }
     check_maxpool_ties();
+    check_maxpool_idx();
     op gap = make_gap(3, 4, 30);
     check_op(&gap);
     op_free(&gap);

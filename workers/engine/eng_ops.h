@@ -74,10 +74,13 @@ void S_(eng_conv2d_backward)(R_ *din, R_ *dw, R_ *db, const R_ *dout, const R_ *
 void S_(eng_conv2d_grad_per_example)(R_ *gout, size_t g_stride, const R_ *dout,
                                      const R_ *in, const eng_geom2d *g, int N, int bias,
                                      R_ *col);
-/* Max pool (PyTorch: the first maximum in window order wins; padding never
- * wins). Backward recomputes the winner from in. */
-void S_(eng_maxpool2d_forward)(R_ *out, const R_ *in, const eng_geom2d *g, int N);
-void S_(eng_maxpool2d_backward)(R_ *din, const R_ *dout, const R_ *in,
+/* Max pool (PyTorch: the first maximum in window order wins, a NaN wins;
+ * padding never wins). idx (N, C, OH, OW), if not NULL, receives each
+ * winner's offset in its (H, W) plane (as a number; -1 for a window wholly
+ * in the padding); the backward routes through idx when given, else
+ * recomputes the winners from in. */
+void S_(eng_maxpool2d_forward)(R_ *out, R_ *idx, const R_ *in, const eng_geom2d *g, int N);
+void S_(eng_maxpool2d_backward)(R_ *din, const R_ *dout, const R_ *in, const R_ *idx,
                                 const eng_geom2d *g, int N);
 /* Average pool; g->count_include_pad as PyTorch's flag. */
 void S_(eng_avgpool2d_forward)(R_ *out, const R_ *in, const eng_geom2d *g, int N);

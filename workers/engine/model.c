@@ -207,6 +207,10 @@ static int build_layer(eng_model *m, int i, at_err *err) {
     case ENG_LAYER_AVGPOOL2D:
         if ((rc = expect_ndim(L, i, 3, 3, "(C, H, W)", err))) return rc;
         if ((rc = build_window(L, i, 1, err))) return rc;
+        /* the winners, for the backward (as numbers: exact in float32 for
+         * planes below 2^24 elements; larger ones are recomputed) */
+        if (L->kind == ENG_LAYER_MAXPOOL2D && (size_t)L->g.H * L->g.W < ((size_t)1 << 24))
+            L->aux = (size_t)L->g.C * L->g.OH * L->g.OW;
         break;
     case ENG_LAYER_GAP:
         if ((rc = expect_ndim(L, i, 3, 3, "(C, H, W)", err))) return rc;
