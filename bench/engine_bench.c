@@ -3,9 +3,11 @@
  *
  *   engine_bench [batch] [seconds]      (defaults 256, 2.0; one thread)
  *
- * Models: the MLP 784-256-256-10 and a LeNet-style CNN on (1, 28, 28)
- * (conv 32 3x3 pad 1, relu, maxpool 2, conv 64 3x3 pad 1, relu, maxpool 2,
- * flatten, linear 128, relu, linear 10) — the shapes of jobs/. The step is
+ * Models: the MLP 784-256-256-10 (jobs/train_mlp.yaml), the LeNet-style CNN
+ * of jobs/train_cnn.yaml (conv 32, pool, conv 64, pool, linear 128, linear
+ * 10) and the residual CNN of jobs/train_resnet.yaml (conv 16, pool, conv
+ * 32, pool, a block of two 32-channel convs on 7x7 planes, linear 64,
+ * linear 10), all on (1, 28, 28). The step is
  * what training does: forward, cross-entropy, backward to every parameter
  * (no input gradient). FLOPs count the GEMM work of linear and conv layers
  * (2 per multiply-add: forward, weight gradient, and input gradient for all
@@ -125,7 +127,7 @@ static void report(const char *name, const bench_result *r, int N, double peak) 
     at_human_bytes((double)r->mem.activations, acts, sizeof acts);
     at_human_bytes((double)r->mem.total, tot, sizeof tot);
     at_human_bytes((double)r->mem.params, par, sizeof par);
-    printf("%-4s batch %d: %.2f ms/step, %.1f GFLOP/s, %.2f of SGEMM; HVP %.1f x a step "
+    printf("%-6s batch %d: %.2f ms/step, %.1f GFLOP/s, %.2f of SGEMM; HVP %.1f x a step "
            "(memory: params %s, workspace %s of which activations %s)\n",
            name, N, r->step_s * 1e3, r->gflops, r->gflops / peak, r->hvp_ratio, par, tot, acts);
 }
@@ -141,6 +143,7 @@ int main(int argc, char **argv) {
                         {.kind = ENG_LAYER_LINEAR, .out_features = 256, .bias = 1},
                         {.kind = ENG_LAYER_RELU},
                         {.kind = ENG_LAYER_LINEAR, .out_features = 10, .bias = 1}};
+    /* jobs/train_cnn.yaml (LeNet-style) */
     eng_layer cnn[10] = {
         {.kind = ENG_LAYER_CONV2D, .out_features = 32, .kernel = {3, 3}, .padding = {1, 1}, .bias = 1},
         {.kind = ENG_LAYER_RELU},
@@ -152,13 +155,34 @@ int main(int argc, char **argv) {
         {.kind = ENG_LAYER_LINEAR, .out_features = 128, .bias = 1},
         {.kind = ENG_LAYER_RELU},
         {.kind = ENG_LAYER_LINEAR, .out_features = 10, .bias = 1}};
+    /* jobs/train_resnet.yaml: conv 16, pool, conv 32, pool, a residual
+     * block of two 32-channel convs on 7x7 planes, linear 64, linear 10 */
+    eng_layer res[15] = {
+        {.kind = ENG_LAYER_CONV2D, .out_features = 16, .kernel = {3, 3}, .padding = {1, 1}, .bias = 1},
+        {.kind = ENG_LAYER_RELU},
+        {.kind = ENG_LAYER_MAXPOOL2D, .kernel = {2, 2}},
+        {.kind = ENG_LAYER_CONV2D, .out_features = 32, .kernel = {3, 3}, .padding = {1, 1}, .bias = 1},
+        {.kind = ENG_LAYER_RELU},
+        {.kind = ENG_LAYER_MAXPOOL2D, .kernel = {2, 2}},
+        {.kind = ENG_LAYER_CONV2D, .out_features = 32, .kernel = {3, 3}, .padding = {1, 1}, .bias = 1},
+        {.kind = ENG_LAYER_RELU},
+        {.kind = ENG_LAYER_CONV2D, .out_features = 32, .kernel = {3, 3}, .padding = {1, 1}, .bias = 1},
+        {.kind = ENG_LAYER_ADD, .n_src = 2, .src = {8, 5}},
+        {.kind = ENG_LAYER_RELU},
+        {.kind = ENG_LAYER_FLATTEN},
+        {.kind = ENG_LAYER_LINEAR, .out_features = 64, .bias = 1},
+        {.kind = ENG_LAYER_RELU},
+        {.kind = ENG_LAYER_LINEAR, .out_features = 10, .bias = 1}};
     double peak = sgemm_rate(1024, secs);
     bench_result a = bench(mlp, 5, (int[]){784}, 1, N, secs);
     peak = fmax(peak, sgemm_rate(1024, secs));
     bench_result b = bench(cnn, 10, (int[]){1, 28, 28}, 3, N, secs);
     peak = fmax(peak, sgemm_rate(1024, secs));
-    printf("sgemm 1024^3: %.1f GFLOP/s (1 thread, best of 3 measurements)\n", peak);
+    bench_result c = bench(res, 15, (int[]){1, 28, 28}, 3, N, secs);
+    peak = fmax(peak, sgemm_rate(1024, secs));
+    printf("sgemm 1024^3: %.1f GFLOP/s (1 thread, best of 4 measurements)\n", peak);
     report("mlp", &a, N, peak);
     report("cnn", &b, N, peak);
+    report("resnet", &c, N, peak);
     return 0;
 }

@@ -201,7 +201,7 @@ static int fold_rows(run_ctx *c, const shard_scan *s, int64_t rb_lo, int64_t rb_
     const plan *p = &c->p;
     const int D = (int)p->n_features, C = (int)p->n_classes, BR = p->block_rows;
     mth_scratch sc;
-    mth_scratch_init(&sc, &c->model, PLAN_ENGINE_BATCH);
+    mth_scratch_init(&sc, &c->model, plan_engine_batch(&c->model));
     block_cache b;
     block_cache_init(&b, p);
     int32_t *target = at_malloc((size_t)BR * sizeof(int32_t), "block targets");

@@ -32,9 +32,14 @@
  * 75 is EX_TEMPFAIL of sysexits.h ("try again later"). */
 #define AT_EXIT_RESUMABLE 75
 
-/* Engine rows per batched forward/backward inside a unit. Fixed (not a
- * function of rank count) so that batching never changes results. */
+/* Engine rows per batched forward/backward inside a unit: up to
+ * PLAN_ENGINE_BATCH, fewer when the model's workspace would exceed
+ * PLAN_ENGINE_BYTES (a CNN holds far more activations per row than an MLP).
+ * A function of the model only (never of the rank count), so batching
+ * never changes results. */
 #define PLAN_ENGINE_BATCH 2048
+#define PLAN_ENGINE_BYTES ((size_t)256 << 20)
+int plan_engine_batch(const eng_model *m);
 
 typedef struct {
     int method;      /* index into job.methods */

@@ -22,6 +22,14 @@ void plan_method_spec(const job_method *jm, mth_spec *out) {
     out->n_steps = jm->n_steps;
 }
 
+int plan_engine_batch(const eng_model *m) {
+    eng_memory one;
+    eng_plan_memory(m, 1, ENG_F32, &one);
+    size_t per_row = one.total - one.scratch + 2 * (size_t)m->in_features * sizeof(float);
+    size_t rows = per_row ? PLAN_ENGINE_BYTES / per_row : PLAN_ENGINE_BATCH;
+    return rows >= PLAN_ENGINE_BATCH ? PLAN_ENGINE_BATCH : rows < 16 ? 16 : (int)rows;
+}
+
 int plan_build(plan *p, const job *j, int64_t row_start, int64_t n_rows,
                int64_t n_features, int64_t n_classes, at_err *err) {
     memset(p, 0, sizeof *p);

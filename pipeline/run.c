@@ -321,13 +321,14 @@ static int run_main(int argc, char **argv, int validate_only) {
                 a.job_path, (long long)c.n_rows, c.j.n_methods, (long long)c.p.n_units, c.size,
                 job_scheduler_name(c.j.scheduler));
         eng_memory mem;
-        eng_plan_memory(&c.model, PLAN_ENGINE_BATCH, ENG_F32, &mem);
+        const int eb = plan_engine_batch(&c.model);
+        eng_plan_memory(&c.model, eb, ENG_F32, &mem);
         char pb[32], wb[32];
         at_human_bytes((double)mem.params, pb, sizeof pb);
         at_human_bytes((double)mem.total, wb, sizeof wb);
         AT_INFO("model: %d layers, %zu parameters (%s); engine workspace per rank %s at "
                 "%d rows",
-                c.model.n_layers, c.model.n_params, pb, wb, PLAN_ENGINE_BATCH);
+                c.model.n_layers, c.model.n_params, pb, wb, eb);
         if (c.n_done_before)
             AT_INFO("resuming: %lld of %lld units are done in %s/", (long long)c.n_done_before,
                     (long long)c.p.n_units, c.shard_dir);

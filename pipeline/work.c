@@ -312,7 +312,7 @@ int work_run(run_ctx *c, work_stats *st, at_err *err) {
     }
 
     mth_scratch sc;
-    mth_scratch_init(&sc, &c->model, PLAN_ENGINE_BATCH);
+    mth_scratch_init(&sc, &c->model, plan_engine_batch(&c->model));
     block_cache b;
     block_cache_init(&b, p);
     int32_t *target = at_malloc((size_t)p->block_rows * sizeof(int32_t), "block targets");
