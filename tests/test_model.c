@@ -30,13 +30,16 @@ static double urand(uint64_t k, uint64_t s) { return 2.0 * at_rng_uniform_f64(11
 /* ------------------------------------------------------------- models */
 
 static int build_mlp(eng_model *m, at_err *err) {
-    eng_layer s[6] = {{.kind = ENG_LAYER_FLATTEN},
+    eng_layer s[9] = {{.kind = ENG_LAYER_FLATTEN},
                       {.kind = ENG_LAYER_LINEAR, .out_features = 7, .bias = 1},
                       {.kind = ENG_LAYER_GELU},
+                      {.kind = ENG_LAYER_DROPOUT, .p = 0.3}, /* identity */
                       {.kind = ENG_LAYER_LINEAR, .out_features = 5, .bias = 1},
                       {.kind = ENG_LAYER_TANH},
+                      {.kind = ENG_LAYER_LINEAR, .out_features = 6, .bias = 1},
+                      {.kind = ENG_LAYER_SOFTPLUS},
                       {.kind = ENG_LAYER_LINEAR, .out_features = 4, .bias = 0}};
-    return eng_model_init(m, s, 6, (int[]){2, 3}, 2, err);
+    return eng_model_init(m, s, 9, (int[]){2, 3}, 2, err);
 }
 
 static int build_cnn(eng_model *m, at_err *err) {
