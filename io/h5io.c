@@ -392,8 +392,9 @@ static int open_dataset_file(const char *path, hid_t *file, at_err *err) {
     if (!path_exists(path))
         return at_err_set(err, AT_EUSER,
                           "%s: cannot open dataset file (does it exist? create it "
-                          "with `attrib import fashion-mnist --out %s`)",
-                          path, path);
+                          "with `attrib import fashion-mnist --out %s` or `attrib "
+                          "import synthetic-tokens --out %s`)",
+                          path, path, path);
     return at_err_set(err, AT_EUSER,
                       "%s: cannot open dataset file (it exists but is not a readable "
                       "HDF5 file): %s",

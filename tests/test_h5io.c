@@ -533,7 +533,8 @@ static void test_dataset(void) {
     EXPECT(h5_reader_open(&r, "data/x.h5", "train", &info, &err) == AT_EUSER);
     EXPECT(r == NULL);
     EXPECT_MSG(err, "data/x.h5: cannot open dataset file (does it exist? create it "
-                    "with `attrib import fashion-mnist --out data/x.h5`)");
+                    "with `attrib import fashion-mnist --out data/x.h5` or `attrib import "
+                    "synthetic-tokens --out data/x.h5`)");
     at_err_clear(&err);
     EXPECT(h5_reader_open(&r, path, "validation", &info, &err) == AT_EUSER);
     char msg[512];
