@@ -277,7 +277,7 @@ static int parse_residual(pstate *ps, const yt_node *v, const char *path, const 
                        : yt_show(body, got, sizeof got, 0));
     char prefix[ENG_NAME_MAX + 16];
     snprintf(prefix, sizeof prefix, "%s.body", name);
-    int last_body, last_sc = in_src;
+    int last_body = in_src, last_sc = in_src;
     if (parse_list(ps, body, p, prefix, in_src, &last_body)) return c->err->code;
     if (shortcut && !yt_is_null(shortcut)) {
         join(p, sizeof p, path, "shortcut");
@@ -444,7 +444,7 @@ static int parse_list(pstate *ps, const yt_node *list, const char *path,
     int prev = start;
     for (int i = 0; i < list->n; i++) {
         char p[PATH_CAP], def[ENG_NAME_MAX + 32];
-        snprintf(p, sizeof p, "%s[%d]", path, i);
+        snprintf(p, sizeof p, "%.*s[%d]", PATH_CAP - 16, path, i); /* paths nest: bound it */
         snprintf(def, sizeof def, "%s.%d", prefix, i);
         if (parse_item(ps, list->ent[i].val, p, def, prev, &prev)) return ps->c->err->code;
     }
