@@ -409,6 +409,14 @@ static void check_shape_errors(void) {
     EXPECT(eng_model_build(&m, &wide, 1, (int[]){1 << 10, 1 << 16, 1 << 16}, 3, &err) == AT_EUSER,
            "2^72-element conv weight must be refused");
     err = (at_err){0};
+    eng_layer emb2[3] = {{.kind = ENG_LAYER_EMBEDDING, .num_embeddings = 5, .out_features = 4},
+                         {.kind = ENG_LAYER_RELU},
+                         {.kind = ENG_LAYER_EMBEDDING, .name = "e2", .n_src = 1,
+                          .src = {ENG_SRC_INPUT}, .num_embeddings = 2, .out_features = 4}};
+    EXPECT(eng_model_init(&m, emb2, 3, (int[]){6}, 1, &err) == AT_EUSER &&
+               strstr(err.msg, "layer 'e2' (#2, embedding): an embedding must be the first layer"),
+           "second embedding (found by fuzz_h5): %s", err.msg);
+    err = (at_err){0};
     eng_layer fwd[2] = {{.kind = ENG_LAYER_RELU, .n_src = 1, .src = {1}}, {.kind = ENG_LAYER_RELU}};
     EXPECT(eng_model_init(&m, fwd, 2, (int[]){4}, 1, &err) == AT_EUSER &&
                strstr(err.msg, "expected an earlier layer"),

@@ -29,6 +29,8 @@
 
 #include <hdf5.h>
 
+#include "arch.h"
+#include "engine.h"
 #include "h5io.h"
 
 static const char *const FUZZ_SPLITS[] = {
@@ -87,6 +89,206 @@ static void fuzz_check_error(int rc, const at_err *e, const char *call, const ch
     if (!strstr(e->msg, path)) fuzz_fail("error message does not name the file", path, d);
 }
 
+/* The largest |value| of tensor suffix of layer i ("weight", "bias", ...);
+ * 0 when the layer has no such tensor. */
+static double fuzz_tensor_max(const eng_model *m, int i, const char *suffix) {
+    const eng_layer *L = &m->layers[i];
+    size_t nl = strlen(L->name);
+    for (int k = L->tensor0; k < L->tensor0 + L->n_tensors; k++) {
+        const eng_tensor *t = &m->tensors[k];
+        if (strncmp(t->name, L->name, nl) != 0 || t->name[nl] != '.' ||
+            strcmp(t->name + nl + 1, suffix) != 0)
+            continue;
+        double mx = 0;
+        for (size_t j = 0; j < t->numel; j++) {
+            double v = fabs((double)m->params[t->off + j]);
+            if (v > mx) mx = v;
+        }
+        return mx;
+    }
+    return 0;
+}
+
+/* An upper bound on |every value| of every layer's output in a forward pass
+ * over inputs with |x| <= xmax, from the weights (interval arithmetic over
+ * the layer list); *inter gets a bound on the intermediates inside layers
+ * (squares in norms, attention scores). INFINITY when there is none (a
+ * batch norm whose running_var + eps is not > 0). */
+static double fuzz_forward_bound(const eng_model *m, double xmax, double *inter) {
+    double *b = calloc((size_t)m->n_layers, sizeof *b), out = 0;
+    *inter = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        const eng_layer *L = &m->layers[i];
+        double in = L->src[0] == ENG_SRC_INPUT ? xmax : b[L->src[0]];
+        double last = L->in_shape[L->in_ndim - 1], y = in;
+        switch (L->kind) {
+        case ENG_LAYER_LINEAR:
+            y = in * fuzz_tensor_max(m, i, "weight") * last + fuzz_tensor_max(m, i, "bias");
+            break;
+        case ENG_LAYER_CONV2D:
+            y = in * fuzz_tensor_max(m, i, "weight") * L->g.C * L->g.KH * L->g.KW +
+                fuzz_tensor_max(m, i, "bias");
+            break;
+        case ENG_LAYER_TANH:
+        case ENG_LAYER_SIGMOID:
+        case ENG_LAYER_SOFTMAX:
+            y = 1;
+            break;
+        case ENG_LAYER_SOFTPLUS:
+            y = in + 1;
+            break;
+        case ENG_LAYER_LOG_SOFTMAX:
+            y = 2 * in + log(last) + 1;
+            break;
+        case ENG_LAYER_BATCHNORM1D:
+        case ENG_LAYER_BATCHNORM2D: {
+            /* per channel |w| / sqrt(var + eps), computed as the kernel would */
+            const eng_tensor *t = NULL;
+            size_t nl = strlen(L->name);
+            for (int k = L->tensor0; k < L->tensor0 + L->n_tensors; k++)
+                if (!strncmp(m->tensors[k].name, L->name, nl) &&
+                    !strcmp(m->tensors[k].name + nl, ".running_var"))
+                    t = &m->tensors[k];
+            double w = L->affine ? fuzz_tensor_max(m, i, "weight") : 1, scale = 0;
+            for (size_t c = 0; t && c < t->numel; c++) {
+                double d = (double)m->params[t->off + c] + L->eps;
+                if (!(d > 0)) {
+                    scale = INFINITY;
+                    break;
+                }
+                if (w / sqrt(d) > scale) scale = w / sqrt(d);
+            }
+            y = (in + fuzz_tensor_max(m, i, "running_mean")) * scale +
+                fuzz_tensor_max(m, i, "bias");
+            break;
+        }
+        case ENG_LAYER_LAYERNORM:
+            y = sqrt(last) * (L->affine ? fuzz_tensor_max(m, i, "weight") : 1) +
+                fuzz_tensor_max(m, i, "bias");
+            if (in * in * last > *inter) *inter = in * in * last;
+            break;
+        case ENG_LAYER_EMBEDDING:
+            y = fuzz_tensor_max(m, i, "weight");
+            break;
+        case ENG_LAYER_POSEMB:
+            y = in + fuzz_tensor_max(m, i, "weight");
+            break;
+        case ENG_LAYER_ATTENTION: {
+            double q = in * fuzz_tensor_max(m, i, "in_proj_weight") * last +
+                       fuzz_tensor_max(m, i, "in_proj_bias");
+            double hd = last / L->heads;
+            if (q * q * sqrt(hd) > *inter) *inter = q * q * sqrt(hd);
+            if (q > *inter) *inter = q;
+            y = q * fuzz_tensor_max(m, i, "out_proj.weight") * last +
+                fuzz_tensor_max(m, i, "out_proj.bias");
+            break;
+        }
+        case ENG_LAYER_ADD:
+            y = in + (L->src[1] == ENG_SRC_INPUT ? xmax : b[L->src[1]]);
+            break;
+        default: /* relu, gelu, silu, dropout, pools, flatten, seq_mean: |y| <= max |x| */
+            break;
+        }
+        if (isnan(y)) y = INFINITY;
+        b[i] = y;
+        if (y > *inter) *inter = y;
+    }
+    out = b[m->n_layers - 1];
+    free(b);
+    return out;
+}
+
+/* A loaded model is usable: the check of inputs accepts valid ones (token
+ * ids for a model whose first layer is an embedding) and refuses others,
+ * and a forward pass over a few valid rows gives outputs within the bound
+ * the weights allow (so finite whenever that bound is). */
+static void fuzz_check_forward(const eng_model *m, const char *path) {
+    enum { N = 3 };
+    eng_memory mem;
+    eng_plan_memory(m, N, ENG_F32, &mem);
+    if (mem.total > ((size_t)64 << 20)) return; /* too slow for a fuzzer */
+    size_t D = (size_t)m->in_features;
+    float *x = malloc(N * D * sizeof *x);
+    for (size_t k = 0; k < N * D; k++)
+        x[k] = m->token_input ? (float)((k * 7 + k / D) % (size_t)m->vocab)
+                              : -1.0f + 3.0f * (float)(k * 37 % 101) / 100.0f;
+    at_err e = {0};
+    if (eng_model_check_input(m, x, N, &e) != 0)
+        fuzz_fail("eng_model_check_input refused valid inputs", path, e.msg);
+    if (m->token_input) {
+        static const float bad[] = {-1.0f, 0.5f, NAN, 1e30f};
+        float keep = x[D + D / 2];
+        for (int k = 0; k < 5; k++) {
+            x[D + D / 2] = k < 4 ? bad[k] : (float)m->vocab;
+            at_err_clear(&e);
+            if (eng_model_check_input(m, x, N, &e) != AT_EUSER || !e.msg[0])
+                fuzz_fail("eng_model_check_input accepted an invalid token id", path, NULL);
+        }
+        x[D + D / 2] = keep;
+    }
+    double inter, bound = fuzz_forward_bound(m, m->token_input ? m->vocab - 1 : 2.0, &inter);
+    eng_workspace ws;
+    eng_workspace_init(&ws, m, N, ENG_F32);
+    const float *y = eng_model_forward(m, &ws, x, N);
+    double ymax = 0;
+    for (size_t k = 0; k < (size_t)N * (size_t)m->out_features; k++)
+        if (!(fabs((double)y[k]) <= ymax)) ymax = fabs((double)y[k]);
+    if (getenv("FUZZ_H5_VERBOSE") && strcmp(getenv("FUZZ_H5_VERBOSE"), "0") != 0)
+        fprintf(stderr, "  forward: max |output| %g, bound %g (intermediates %g)%s\n", ymax,
+                bound, inter, bound < 1e15 && inter < 1e30 ? "" : ": not checked");
+    if (bound < 1e15 && inter < 1e30)
+        for (size_t k = 0; k < (size_t)N * (size_t)m->out_features; k++)
+            if (!isfinite(y[k]) || fabs((double)y[k]) > bound * 1.01 + 1e-4) {
+                char d[160];
+                snprintf(d, sizeof d, "output %zu is %g; the weights bound |outputs| by %g",
+                         k, (double)y[k], bound);
+                fuzz_fail("forward pass of a loaded model out of bounds", path, d);
+            }
+    eng_workspace_free(&ws);
+    free(x);
+}
+
+/* A loaded model round-trips: its canonical architecture text parses back
+ * to itself (arch.h's fixed point), and saving it and loading the copy
+ * gives the same weights and the hash h5_model_hash promised. */
+static void fuzz_check_roundtrip(const eng_model *m, const char *path) {
+    char *text = arch_emit(m);
+    eng_layer *specs = calloc(ENG_MAX_LAYERS, sizeof *specs);
+    int n = 0;
+    at_err e = {0};
+    if (arch_parse_text(text, "emitted", 0, specs, ENG_MAX_LAYERS, &n, &e) != 0)
+        fuzz_fail("the emitted architecture does not parse", path, e.msg);
+    char *text2 = arch_emit_specs(specs, n, "");
+    if (n != m->n_layers || strcmp(text, text2) != 0)
+        fuzz_fail("emit(parse(emit(architecture))) differs", path, text);
+    free(text2);
+    free(specs);
+    free(text);
+
+    char copy[600], hash[65];
+    snprintf(copy, sizeof copy, "%s.copy.h5", path);
+    h5_model_info info, info2;
+    h5_model_hash(m, hash);
+    if (h5_model_save(copy, m, &info, NULL, 0, &e) != 0)
+        fuzz_fail("cannot save a loaded model", path, e.msg);
+    eng_model m2;
+    if (h5_model_load(copy, &m2, &info2, &e) != 0)
+        fuzz_fail("a saved model does not load", path, e.msg);
+    remove(copy);
+    if (strcmp(info.sha256, hash) || strcmp(info2.sha256, hash))
+        fuzz_fail("saved model: content_sha256 differs from h5_model_hash", path, NULL);
+    if (m2.n_params != m->n_params || m2.n_tensors != m->n_tensors ||
+        memcmp(m2.params, m->params, m->n_params * sizeof *m->params) != 0)
+        fuzz_fail("saved and reloaded model differs", path, NULL);
+    for (int i = 0; i < m->n_tensors; i++)
+        if (strcmp(m2.tensors[i].name, m->tensors[i].name) != 0)
+            fuzz_fail("saved and reloaded model: tensor names differ", path, m->tensors[i].name);
+    eng_model_free(&m2);
+}
+
+/* Successful loads since the start (fuzz_h5 reports the fraction). */
+static long fuzz_models_loaded, fuzz_models_tried;
+
 static void fuzz_check_model(const char *path) {
     eng_model m;
     h5_model_info info;
@@ -95,6 +297,7 @@ static void fuzz_check_model(const char *path) {
     int rc = h5_model_load(path, &m, &info, &e);
     fuzz_say("h5_model_load", rc, &e);
     fuzz_check_ids(&ids, "h5_model_load", path);
+    fuzz_models_tried++;
     if (rc != 0) {
         fuzz_check_error(rc, &e, "h5_model_load", path);
         const unsigned char *b = (const unsigned char *)&m;
@@ -102,13 +305,22 @@ static void fuzz_check_model(const char *path) {
             if (b[i]) fuzz_fail("model not zeroed after a failed load", path, e.msg);
         return;
     }
+    fuzz_models_loaded++;
     int64_t D = 1;
-    for (int i = 0; i < info.n_input_dims; i++) D *= info.input_shape[i];
+    int same_shape = info.n_input_dims == m.in_ndim;
+    for (int i = 0; i < info.n_input_dims; i++) {
+        D *= info.input_shape[i];
+        if (same_shape && info.input_shape[i] != m.in_shape[i]) same_shape = 0;
+    }
     if (m.n_layers < 1 || !m.params || m.in_features != D || m.out_features != info.n_classes ||
-        strlen(info.sha256) != 64)
+        !same_shape || strlen(info.sha256) != 64 ||
+        strspn(info.sha256, "0123456789abcdef") != 64)
         fuzz_fail("loaded model inconsistent with its info", path, NULL);
     for (size_t i = 0; i < m.n_params; i++)
         if (!isfinite(m.params[i])) fuzz_fail("loaded model has a non-finite weight", path, NULL);
+    fuzz_check_forward(&m, path);
+    fuzz_check_roundtrip(&m, path);
+    fuzz_check_ids(&ids, "h5_model_load and save", path);
     eng_model_free(&m);
 }
 

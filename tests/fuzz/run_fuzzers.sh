@@ -56,7 +56,7 @@ for t in job h5; do
     "$tmp/corpus_$t" "$SRC/tests/fuzz/corpus/$t" "$SRC/tests/fuzz/regressions/$t" \
     >"$tmp/$t.log" 2>&1
   rc=$?
-  grep -E '^stat::(number_of_executed_units|new_units_added|peak_rss_mb)|^#[0-9]+ +DONE' "$tmp/$t.log"
+  grep -E '^stat::(number_of_executed_units|new_units_added|peak_rss_mb)|^#[0-9]+ +DONE|^fuzz_(job|h5): [0-9]' "$tmp/$t.log"
   if [[ $rc -ne 0 ]]; then
     fail=1
     echo "FAIL: fuzz_$t found a problem (exit $rc):"

@@ -239,9 +239,10 @@ static int build_layer(eng_model *m, int i, at_err *err) {
         L->aux = 2 * (L->in_numel / (size_t)last);
         break;
     case ENG_LAYER_EMBEDDING:
-        if (L->src[0] != ENG_SRC_INPUT)
+        if (i != 0 || L->src[0] != ENG_SRC_INPUT)
             return at_err_set(err, AT_EUSER,
-                              LFMT "an embedding must read the model input (token ids)",
+                              LFMT "an embedding must be the first layer and read the "
+                                   "model input (token ids)",
                               LARG(L, i));
         if ((rc = expect_ndim(L, i, 1, 1, "token ids (T)", err))) return rc;
         if (L->num_embeddings < 1 || L->out_features < 1)
