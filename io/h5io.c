@@ -1,6 +1,7 @@
 /* h5io.c — see h5io.h. */
 #define _POSIX_C_SOURCE 200809L
 #include "h5io.h"
+#include "h5util.h"
 
 #include "arch.h"
 
@@ -21,21 +22,6 @@
 
 void h5io_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
-/* Close any HDF5 handle we own and mark it closed (-1). */
-static void close_id(hid_t *id) {
-    if (*id < 0) return;
-    switch (H5Iget_type(*id)) {
-    case H5I_FILE: H5Fclose(*id); break;
-    case H5I_GROUP: H5Gclose(*id); break;
-    case H5I_DATASET: H5Dclose(*id); break;
-    case H5I_DATASPACE: H5Sclose(*id); break;
-    case H5I_DATATYPE: H5Tclose(*id); break;
-    case H5I_ATTR: H5Aclose(*id); break;
-    case H5I_GENPROP_LST: H5Pclose(*id); break;
-    default: H5Idec_ref(*id); break;
-    }
-    *id = -1;
-}
 
 /* Short texts returned by value, usable inline in printf arguments. */
 typedef struct {
@@ -97,33 +83,17 @@ static h5text dset_text(hid_t dset) {
     int rank = H5Sget_simple_extent_dims(space, dims, NULL);
     snprintf(t.s, sizeof t.s, "%s %s", type_text(type).s,
              shape_text(rank < 0 ? 0 : rank, dims).s);
-    close_id(&space);
-    close_id(&type);
+    h5u_close(&space);
+    h5u_close(&type);
     return t;
 }
 
-/* Variable-length UTF-8 string type (h5py reads it back as str). Caller
- * closes. */
-static hid_t vlen_str_type(void) {
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, H5T_VARIABLE);
-    H5Tset_cset(t, H5T_CSET_UTF8);
-    return t;
-}
 
 static int path_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0;
 }
 
-/* A number type of class cls that HDF5 can convert without huge buffers: a
- * damaged file can declare a "float" of 4 GB per element, and H5Dread would
- * try to allocate a conversion buffer for one. Floats up to 16 bytes (long
- * double), integers up to 8. */
-static int number_type_ok(hid_t type, H5T_class_t cls) {
-    size_t sz = H5Tget_size(type);
-    return H5Tget_class(type) == cls && sz >= 1 && sz <= (cls == H5T_FLOAT ? 16u : 8u);
-}
 
 /* Why HDF5 could not open an existing path, for messages: a directory, an
  * empty file, no HDF5 signature (at 0 or a user-block offset 512, 1024,
@@ -157,23 +127,6 @@ static h5text unopenable_reason(const char *path) {
     return t;
 }
 
-/* Create the parent directories of path (like mkdir -p dirname(path)). */
-static int mkdir_parents(const char *path, at_err *err) {
-    char *p = at_strdup(path, "mkdir_parents");
-    int rc = 0;
-    for (char *s = p + 1; *s; s++) {
-        if (*s != '/') continue;
-        *s = '\0';
-        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-            rc = at_err_set(err, AT_EIO, "%s: cannot create directory %s: %s", path,
-                            p, strerror(errno));
-            break;
-        }
-        *s = '/';
-    }
-    free(p);
-    return rc;
-}
 
 static int fsync_fd_path(const char *path, int flags) {
     int fd = open(path, flags);
@@ -207,155 +160,17 @@ static int commit_tmp(const char *tmp, const char *path, at_err *err) {
     return 0;
 }
 
-static char *tmp_name(const char *path) {
-    size_t n = strlen(path);
-    char *t = at_malloc(n + 5, "tmp_name");
-    memcpy(t, path, n);
-    memcpy(t + n, ".tmp", 5);
-    return t;
-}
 
-/* Number of HDF5 objects other than the file itself still open in file. */
-static ssize_t open_objects(hid_t file) {
-    return H5Fget_obj_count(file, H5F_OBJ_DATASET | H5F_OBJ_GROUP |
-                                      H5F_OBJ_DATATYPE | H5F_OBJ_ATTR |
-                                      H5F_OBJ_LOCAL);
-}
 
-/* Close a file we wrote; an object still open inside it is a bug in this
- * file (the file would stay open), reported as AT_EINTERNAL. */
-static int close_file(hid_t *file, const char *path, at_err *err) {
-    int rc = 0;
-    ssize_t left = open_objects(*file);
-    if (left > 0)
-        rc = at_err_set(err, AT_EINTERNAL, "%s: %zd HDF5 objects left open at close",
-                        path, left);
-    if (H5Fclose(*file) < 0 && rc == 0)
-        rc = at_err_set(err, AT_EIO, "%s: cannot close (flush) the file", path);
-    *file = -1;
-    return rc;
-}
 
 /* ---- attributes -------------------------------------------------------- */
 
-/* (Re)create attribute name on obj with type/space and write value. */
-static int attr_write(hid_t obj, const char *name, hid_t type, hid_t space,
-                      const void *value) {
-    if (H5Aexists(obj, name) > 0 && H5Adelete(obj, name) < 0) return -1;
-    hid_t a = H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
-    if (a < 0) return -1;
-    herr_t st = H5Awrite(a, type, value);
-    close_id(&a);
-    return st < 0 ? -1 : 0;
-}
 
-static int attr_write_str(hid_t obj, const char *name, const char *value) {
-    hid_t type = vlen_str_type(), space = H5Screate(H5S_SCALAR);
-    int rc = attr_write(obj, name, type, space, &value);
-    close_id(&space);
-    close_id(&type);
-    return rc;
-}
 
-static int attr_write_scalar(hid_t obj, const char *name, hid_t type,
-                             const void *value) {
-    hid_t space = H5Screate(H5S_SCALAR);
-    int rc = attr_write(obj, name, type, space, value);
-    close_id(&space);
-    return rc;
-}
 
-static int attr_write_vec(hid_t obj, const char *name, hid_t type, int n,
-                          const void *values) {
-    hsize_t d = (hsize_t)n;
-    hid_t space = n > 0 ? H5Screate_simple(1, &d, NULL) : H5Screate(H5S_NULL);
-    int rc = attr_write(obj, name, type, space, values);
-    close_id(&space);
-    return rc;
-}
 
-/* Strings of a string attribute (scalar or 1-D, fixed or variable length),
- * malloc'd. Returns the count, 0 if the attribute is absent, -1 if it is not
- * a string or cannot be read. Keeps at most cap strings. */
-static int attr_read_strs(hid_t obj, const char *name, char **out, int cap) {
-    if (H5Aexists(obj, name) <= 0) return 0;
-    int n = -1;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT), ftype = -1, space = -1, mtype = -1;
-    if (a < 0) goto done;
-    ftype = H5Aget_type(a);
-    space = H5Aget_space(a);
-    if (H5Tget_class(ftype) != H5T_STRING) goto done;
-    hssize_t np = H5Sget_simple_extent_npoints(space);
-    if (np < 0 || np > (1 << 20)) goto done; /* more than 2^20 strings: damaged */
-    if (np == 0) {
-        n = 0;
-        goto done;
-    }
-    if (H5Tis_variable_str(ftype) > 0) {
-        mtype = vlen_str_type();
-        char **tmp = at_calloc((size_t)np, sizeof *tmp, "attr strings");
-        if (H5Aread(a, mtype, tmp) >= 0) {
-            n = 0;
-            for (hssize_t i = 0; i < np; i++) {
-                if (n < cap) out[n++] = at_strdup(tmp[i] ? tmp[i] : "", "attr string");
-            }
-            H5Dvlen_reclaim(mtype, space, H5P_DEFAULT, tmp);
-        }
-        free(tmp);
-    } else {
-        size_t sz = H5Tget_size(ftype) + 1;
-        if (sz > ((size_t)1 << 20)) goto done; /* damaged: a 1 MiB string attribute */
-        mtype = H5Tcopy(H5T_C_S1);
-        H5Tset_size(mtype, sz);
-        H5Tset_strpad(mtype, H5T_STR_NULLTERM);
-        char *tmp = at_calloc((size_t)np, sz, "attr strings");
-        if (H5Aread(a, mtype, tmp) >= 0) {
-            n = 0;
-            for (hssize_t i = 0; i < np; i++) {
-                if (n < cap) out[n++] = at_strdup(tmp + (size_t)i * sz, "attr string");
-            }
-        }
-        free(tmp);
-    }
-done:
-    close_id(&mtype);
-    close_id(&space);
-    close_id(&ftype);
-    close_id(&a);
-    return n;
-}
 
-/* One string attribute into a malloc'd string; 0 absent, 1 ok, -1 bad. */
-static int attr_read_str(hid_t obj, const char *name, char **out) {
-    char *v[1] = {NULL};
-    *out = NULL;
-    int n = attr_read_strs(obj, name, v, 1);
-    if (n <= 0) return n;
-    *out = v[0];
-    return 1;
-}
 
-/* A numeric attribute converted to int64 (vector attrs into vals[0..cap)).
- * Returns the number of values, 0 if absent, -1 if not numeric. */
-static int attr_read_i64s(hid_t obj, const char *name, int64_t *vals, int cap) {
-    if (H5Aexists(obj, name) <= 0) return 0;
-    int n = -1;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT), ftype = -1, space = -1;
-    if (a < 0) goto done;
-    ftype = H5Aget_type(a);
-    space = H5Aget_space(a);
-    H5T_class_t c = H5Tget_class(ftype);
-    hssize_t np = H5Sget_simple_extent_npoints(space);
-    if ((c != H5T_INTEGER && c != H5T_FLOAT) || !number_type_ok(ftype, c) || np < 1 ||
-        np > cap)
-        goto done;
-    if (H5Aread(a, H5T_NATIVE_INT64, vals) >= 0) n = (int)np;
-done:
-    close_id(&space);
-    close_id(&ftype);
-    close_id(&a);
-    return n;
-}
 
 /* Names of the groups directly under loc, sorted, joined with ", ". */
 typedef struct {
@@ -425,8 +240,8 @@ static int scan_n_classes(h5_reader *r, int *n_classes, at_err *err) {
                                 r->split, (long long)(r0 + i), (int)lab[i]);
             if (lab[i] > mx) mx = lab[i];
         }
-        close_id(&ms);
-        close_id(&fs);
+        h5u_close(&ms);
+        h5u_close(&fs);
     }
     free(lab);
     *n_classes = mx + 1;
@@ -474,14 +289,14 @@ int h5_reader_open(h5_reader **out, const char *path, const char *split,
     type = H5Dget_type(r->images);
     space = H5Dget_space(r->images);
     r->img_rank = H5Sget_simple_extent_ndims(space);
-    if (!number_type_ok(type, H5T_FLOAT) || r->img_rank < 2 || r->img_rank > 3) {
+    if (!h5u_number_type_ok(type, H5T_FLOAT) || r->img_rank < 2 || r->img_rank > 3) {
         rc = at_err_set(err, AT_EUSER, "%s: dataset %s: expected float32 (N, H, W) or "
                         "(N, D), found %s", path, name, dset_text(r->images).s);
         goto fail;
     }
     H5Sget_simple_extent_dims(space, r->img_dims, NULL);
-    close_id(&space);
-    close_id(&type);
+    h5u_close(&space);
+    h5u_close(&type);
     /* 1..H5IO_MAX_FEATURES features per row (no zero-size axis, no product
      * that overflows), at most INT64_MAX rows */
     uint64_t nf = 1;
@@ -513,7 +328,7 @@ int h5_reader_open(h5_reader **out, const char *path, const char *split,
     space = H5Dget_space(r->labels);
     hsize_t ldims[H5S_MAX_RANK];
     int lrank = H5Sget_simple_extent_dims(space, ldims, NULL);
-    if (!number_type_ok(type, H5T_INTEGER) || lrank != 1 ||
+    if (!h5u_number_type_ok(type, H5T_INTEGER) || lrank != 1 ||
         ldims[0] != r->img_dims[0]) {
         rc = at_err_set(err, AT_EUSER, "%s: dataset %s: expected int32 (%llu) (one "
                         "label per row of /%s/images), found %s", path, name,
@@ -521,16 +336,16 @@ int h5_reader_open(h5_reader **out, const char *path, const char *split,
                         dset_text(r->labels).s);
         goto fail;
     }
-    close_id(&space);
-    close_id(&type);
+    h5u_close(&space);
+    h5u_close(&type);
 
     hid_t root = r->file;
     if (H5Aexists(root, "class_names") > 0) {
         hid_t a = H5Aopen(root, "class_names", H5P_DEFAULT);
         hid_t as = H5Aget_space(a);
         di->n_classes = (int)H5Sget_simple_extent_npoints(as);
-        close_id(&as);
-        close_id(&a);
+        h5u_close(&as);
+        h5u_close(&a);
     } else {
         rc = scan_n_classes(r, &di->n_classes, err);
         if (rc) goto fail;
@@ -544,8 +359,8 @@ int h5_reader_open(h5_reader **out, const char *path, const char *split,
     *out = r;
     return 0;
 fail:
-    close_id(&space);
-    close_id(&type);
+    h5u_close(&space);
+    h5u_close(&type);
     h5_reader_close(r);
     return rc;
 }
@@ -567,8 +382,8 @@ int h5_reader_read(h5_reader *r, int64_t r0, int64_t r1, float *x,
             rc = at_err_set(err, AT_EIO, "%s: dataset /%s/images: cannot read rows "
                             "[%lld, %lld)", r->path, r->split, (long long)r0,
                             (long long)r1);
-        close_id(&ms);
-        close_id(&fs);
+        h5u_close(&ms);
+        h5u_close(&fs);
     }
     if (labels && rc == 0) {
         fs = H5Dget_space(r->labels);
@@ -578,17 +393,17 @@ int h5_reader_read(h5_reader *r, int64_t r0, int64_t r1, float *x,
             rc = at_err_set(err, AT_EIO, "%s: dataset /%s/labels: cannot read rows "
                             "[%lld, %lld)", r->path, r->split, (long long)r0,
                             (long long)r1);
-        close_id(&ms);
-        close_id(&fs);
+        h5u_close(&ms);
+        h5u_close(&fs);
     }
     return rc;
 }
 
 void h5_reader_close(h5_reader *r) {
     if (!r) return;
-    close_id(&r->labels);
-    close_id(&r->images);
-    close_id(&r->file);
+    h5u_close(&r->labels);
+    h5u_close(&r->images);
+    h5u_close(&r->file);
     free(r->split);
     free(r->path);
     free(r);
@@ -650,8 +465,8 @@ int h5_dataset_class_names(const char *path, char **names, int cap) {
     AT_CHECK(path && names && cap >= 0);
     hid_t f = path_exists(path) ? H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT) : -1;
     if (f < 0) return 0;
-    int n = attr_read_strs(f, "class_names", names, cap);
-    close_id(&f);
+    int n = h5u_attr_read_strs(f, "class_names", names, cap);
+    h5u_close(&f);
     return n < 0 ? 0 : n;
 }
 
@@ -757,8 +572,8 @@ static hid_t create_filtered(hid_t loc, const char *name, hid_t type, int rank,
         H5Pset_deflate(dcpl, (unsigned)level);
     }
     hid_t d = H5Dcreate2(loc, name, type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-    close_id(&dcpl);
-    close_id(&space);
+    h5u_close(&dcpl);
+    h5u_close(&space);
     return d;
 }
 
@@ -817,21 +632,21 @@ static int import_split(hid_t file, const char *out, const char *split,
                             "[%u, %u)", out, split, r0, r0 + m);
             goto done;
         }
-        close_id(&ms);
+        h5u_close(&ms);
     }
     rc = idx_close(&fi, 1, err);
-    if (rc == 0 && (attr_write_str(di, "description",
+    if (rc == 0 && (h5u_attr_str(di, "description",
                                    "pixel intensity / 255, float32 in [0, 1]") < 0 ||
-                    attr_write_str(dl, "description", "class index 0..9") < 0))
+                    h5u_attr_str(dl, "description", "class index 0..9") < 0))
         rc = at_err_set(err, AT_EIO, "%s: cannot write /%s attributes", out, split);
 done:
     idx_close(&fi, 0, err);
     idx_close(&fl, 0, err);
-    close_id(&ms);
-    close_id(&fs);
-    close_id(&dl);
-    close_id(&di);
-    close_id(&g);
+    h5u_close(&ms);
+    h5u_close(&fs);
+    h5u_close(&dl);
+    h5u_close(&di);
+    h5u_close(&g);
     free(x);
     free(pix);
     free(y);
@@ -842,9 +657,9 @@ done:
 int h5_import_fashion_mnist(const char *src_dir, const char *out_path,
                             at_err *err) {
     AT_CHECK(src_dir && out_path);
-    int rc = mkdir_parents(out_path, err);
+    int rc = h5u_mkdir_parents(out_path, err);
     if (rc) return rc;
-    char *tmp = tmp_name(out_path);
+    char *tmp = h5u_tmp_path(out_path);
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (f < 0) {
         rc = at_err_set(err, AT_EIO, "%s: cannot create %s", out_path, tmp);
@@ -861,15 +676,15 @@ int h5_import_fashion_mnist(const char *src_dir, const char *out_path,
         snprintf(source, sizeof source,
                  "Fashion-MNIST (Debian dataset-fashion-mnist, %s)", src_dir);
         int32_t version = 1;
-        hid_t st = vlen_str_type();
-        if (attr_write_str(f, "format", "attrib-dataset") < 0 ||
-            attr_write_scalar(f, "format_version", H5T_NATIVE_INT32, &version) < 0 ||
-            attr_write_str(f, "source", source) < 0 ||
-            attr_write_vec(f, "class_names", st, 10, fmnist_classes) < 0)
+        hid_t st = h5u_str_type();
+        if (h5u_attr_str(f, "format", "attrib-dataset") < 0 ||
+            h5u_attr_scalar(f, "format_version", H5T_NATIVE_INT32, &version) < 0 ||
+            h5u_attr_str(f, "source", source) < 0 ||
+            h5u_attr_vec(f, "class_names", st, 10, fmnist_classes) < 0)
             rc = at_err_set(err, AT_EIO, "%s: cannot write root attributes", out_path);
-        close_id(&st);
+        h5u_close(&st);
     }
-    int crc = close_file(&f, out_path, err);
+    int crc = h5u_close_written(&f, out_path, err);
     if (rc == 0) rc = crc;
     if (rc == 0) rc = commit_tmp(tmp, out_path, err);
     if (rc) unlink(tmp);
@@ -962,12 +777,12 @@ int h5_model_save(const char *path, const eng_model *m, h5_model_info *info,
     info->n_classes = m->out_features;
     model_hash(arch, m, info->sha256);
 
-    int rc = mkdir_parents(path, err);
+    int rc = h5u_mkdir_parents(path, err);
     if (rc) {
         free(arch);
         return rc;
     }
-    char *tmp = tmp_name(path);
+    char *tmp = h5u_tmp_path(path);
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     hid_t space = -1, d = -1, g = -1;
     if (f < 0) {
@@ -976,13 +791,13 @@ int h5_model_save(const char *path, const eng_model *m, h5_model_info *info,
     }
     int32_t version = 2;
     int64_t n_classes = m->out_features;
-    if (attr_write_str(f, "format", "attrib-model") < 0 ||
-        attr_write_scalar(f, "format_version", H5T_NATIVE_INT32, &version) < 0 ||
-        attr_write_str(f, "architecture", arch) < 0 ||
-        attr_write_vec(f, "input_shape", H5T_NATIVE_INT64, info->n_input_dims,
+    if (h5u_attr_str(f, "format", "attrib-model") < 0 ||
+        h5u_attr_scalar(f, "format_version", H5T_NATIVE_INT32, &version) < 0 ||
+        h5u_attr_str(f, "architecture", arch) < 0 ||
+        h5u_attr_vec(f, "input_shape", H5T_NATIVE_INT64, info->n_input_dims,
                        info->input_shape) < 0 ||
-        attr_write_scalar(f, "n_classes", H5T_NATIVE_INT64, &n_classes) < 0 ||
-        attr_write_str(f, "content_sha256", info->sha256) < 0) {
+        h5u_attr_scalar(f, "n_classes", H5T_NATIVE_INT64, &n_classes) < 0 ||
+        h5u_attr_str(f, "content_sha256", info->sha256) < 0) {
         rc = at_err_set(err, AT_EIO, "%s: cannot write root attributes", path);
         goto done;
     }
@@ -990,10 +805,10 @@ int h5_model_save(const char *path, const eng_model *m, h5_model_info *info,
         for (size_t k = 0; k < sizeof reserved_model_attrs / sizeof *reserved_model_attrs;
              k++)
             AT_CHECK(strcmp(attrs[i].name, reserved_model_attrs[k]) != 0);
-        int st = attrs[i].text     ? attr_write_str(f, attrs[i].name, attrs[i].text)
-                 : attrs[i].values ? attr_write_vec(f, attrs[i].name, H5T_NATIVE_DOUBLE,
+        int st = attrs[i].text     ? h5u_attr_str(f, attrs[i].name, attrs[i].text)
+                 : attrs[i].values ? h5u_attr_vec(f, attrs[i].name, H5T_NATIVE_DOUBLE,
                                                     attrs[i].n_values, attrs[i].values)
-                                   : attr_write_scalar(f, attrs[i].name, H5T_NATIVE_DOUBLE,
+                                   : h5u_attr_scalar(f, attrs[i].name, H5T_NATIVE_DOUBLE,
                                                        &attrs[i].number);
         if (st < 0) {
             rc = at_err_set(err, AT_EIO, "%s: cannot write attribute '%s'", path,
@@ -1021,15 +836,15 @@ int h5_model_save(const char *path, const eng_model *m, h5_model_info *info,
             rc = at_err_set(err, AT_EIO, "%s: cannot write /state_dict/%s", path, t->name);
             goto done;
         }
-        close_id(&d);
-        close_id(&space);
+        h5u_close(&d);
+        h5u_close(&space);
     }
 done:
-    close_id(&d);
-    close_id(&space);
-    close_id(&g);
+    h5u_close(&d);
+    h5u_close(&space);
+    h5u_close(&g);
     if (f >= 0) {
-        int crc = close_file(&f, path, err);
+        int crc = h5u_close_written(&f, path, err);
         if (rc == 0) rc = crc;
         if (rc == 0) rc = commit_tmp(tmp, path, err);
     }
@@ -1106,7 +921,7 @@ static int read_state_dict(hid_t f, const char *path, eng_model *m, at_err *err)
         hid_t space = d < 0 ? -1 : H5Dget_space(d);
         hsize_t dims[H5S_MAX_RANK];
         int rank = space < 0 ? -1 : H5Sget_simple_extent_dims(space, dims, NULL);
-        int ok = d >= 0 && number_type_ok(type, H5T_FLOAT) && rank == t->ndim;
+        int ok = d >= 0 && h5u_number_type_ok(type, H5T_FLOAT) && rank == t->ndim;
         for (int j = 0; ok && j < rank; j++) ok = dims[j] == (hsize_t)t->shape[j];
         if (!ok)
             rc = at_err_set(err, AT_EUSER, "%s: tensor /state_dict/%s: expected float32 %s "
@@ -1118,9 +933,9 @@ static int read_state_dict(hid_t f, const char *path, eng_model *m, at_err *err)
                             t->name);
         else
             rc = check_finite_tensor(path, t, m->params + t->off, err);
-        close_id(&space);
-        close_id(&type);
-        close_id(&d);
+        h5u_close(&space);
+        h5u_close(&type);
+        h5u_close(&d);
     }
     if (rc == 0) {
         sd_check c = {m, {0}};
@@ -1129,7 +944,7 @@ static int read_state_dict(hid_t f, const char *path, eng_model *m, at_err *err)
             rc = at_err_set(err, AT_EUSER, "%s: unexpected tensor /state_dict/%s (the "
                             "architecture has no such parameter)", path, c.unexpected);
     }
-    close_id(&g);
+    h5u_close(&g);
     return rc;
 }
 
@@ -1152,14 +967,14 @@ int h5_model_load(const char *path, eng_model *m, h5_model_info *info,
                           "train one with `attrib train`)", path);
     }
     /* root attributes */
-    int got = attr_read_str(f, "format", &s);
+    int got = h5u_attr_read_str(f, "format", &s);
     if (got == 1 && strcmp(s, "attrib-model") != 0) {
         rc = at_err_set(err, AT_EUSER, "%s: attribute format is '%s', expected "
                         "'attrib-model'", path, s);
         goto done;
     }
     int64_t v[H5IO_MAX_DIMS];
-    if (attr_read_i64s(f, "format_version", v, 1) != 1) {
+    if (h5u_attr_read_i64s(f, "format_version", v, 1) != 1) {
         rc = at_err_set(err, AT_EUSER, "%s: root attribute format_version missing or not "
                         "an integer (not an attrib model file?)", path);
         goto done;
@@ -1175,7 +990,7 @@ int h5_model_load(const char *path, eng_model *m, h5_model_info *info,
                         "version 2", path, (long long)v[0]);
         goto done;
     }
-    if (attr_read_str(f, "architecture", &arch) != 1) {
+    if (h5u_attr_read_str(f, "architecture", &arch) != 1) {
         rc = at_err_set(err, AT_EUSER, "%s: root attribute architecture missing or not a "
                         "string (not an attrib model file?)", path);
         goto done;
@@ -1185,7 +1000,7 @@ int h5_model_load(const char *path, eng_model *m, h5_model_info *info,
                         "at most %d", path, strlen(arch), ARCH_TEXT_MAX);
         goto done;
     }
-    mi.n_input_dims = attr_read_i64s(f, "input_shape", mi.input_shape, H5IO_MAX_DIMS);
+    mi.n_input_dims = h5u_attr_read_i64s(f, "input_shape", mi.input_shape, H5IO_MAX_DIMS);
     if (mi.n_input_dims < 1 || mi.n_input_dims > ENG_MAX_DIMS) {
         rc = at_err_set(err, AT_EUSER, "%s: root attribute input_shape missing or not a "
                         "list of 1 to %d integers", path, ENG_MAX_DIMS);
@@ -1205,7 +1020,7 @@ int h5_model_load(const char *path, eng_model *m, h5_model_info *info,
                         shape_text_i64(mi.n_input_dims, mi.input_shape).s);
         goto done;
     }
-    if (attr_read_i64s(f, "n_classes", v, 1) != 1 || v[0] < 1 || v[0] > INT32_MAX) {
+    if (h5u_attr_read_i64s(f, "n_classes", v, 1) != 1 || v[0] < 1 || v[0] > INT32_MAX) {
         rc = at_err_set(err, AT_EUSER, "%s: root attribute n_classes missing or not an "
                         "integer >= 1", path);
         goto done;
@@ -1213,7 +1028,7 @@ int h5_model_load(const char *path, eng_model *m, h5_model_info *info,
     mi.n_classes = (int)v[0];
     free(s);
     s = NULL;
-    if (attr_read_str(f, "content_sha256", &s) != 1 || strlen(s) != 64) {
+    if (h5u_attr_read_str(f, "content_sha256", &s) != 1 || strlen(s) != 64) {
         rc = at_err_set(err, AT_EUSER, "%s: root attribute content_sha256 missing or "
                         "not a 64-digit hex string", path);
         goto done;
@@ -1266,7 +1081,7 @@ done:
     free(source);
     free(arch);
     free(s);
-    close_id(&f);
+    h5u_close(&f);
     if (rc && built) eng_model_free(m);
     if (rc) memset(m, 0, sizeof *m);
     return rc;
@@ -1318,7 +1133,7 @@ int h5_results_create(h5_results **out, const char *path, MPI_Comm comm,
     else if ((r->file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl)) < 0)
         rc = at_err_set(err, AT_EIO, "%s: cannot create the results file (does its "
                         "directory exist and is it writable?)", path);
-    close_id(&fapl);
+    h5u_close(&fapl);
     r->dxpl = H5Pcreate(H5P_DATASET_XFER);
     H5Pset_dxpl_mpio(r->dxpl, H5FD_MPIO_COLLECTIVE);
     r->lcpl = H5Pcreate(H5P_LINK_CREATE);
@@ -1327,9 +1142,9 @@ int h5_results_create(h5_results **out, const char *path, MPI_Comm comm,
     if (rc) {
         /* H5Fclose is collective; the ranks that opened it close it together
          * (H5Fcreate succeeds or fails on all ranks alike). */
-        close_id(&r->file);
-        close_id(&r->lcpl);
-        close_id(&r->dxpl);
+        h5u_close(&r->file);
+        h5u_close(&r->lcpl);
+        h5u_close(&r->dxpl);
         MPI_Comm_free(&r->comm);
         free(r->path);
         free(r);
@@ -1372,7 +1187,7 @@ int h5_results_scale(h5_results *r, const char *name, h5io_type type, int64_t n,
                         name);
         goto done;
     }
-    if (description && attr_write_str(d, "description", description) < 0) {
+    if (description && h5u_attr_str(d, "description", description) < 0) {
         rc = at_err_set(err, AT_EIO, "%s: /%s: cannot write attribute description",
                         r->path, name);
         goto done;
@@ -1388,10 +1203,10 @@ int h5_results_scale(h5_results *r, const char *name, h5io_type type, int64_t n,
         rc = at_err_set(err, AT_EIO, "%s: cannot write dimension scale /%s", r->path,
                         name);
 done:
-    close_id(&dcpl);
-    close_id(&mspace);
-    close_id(&space);
-    close_id(&d);
+    h5u_close(&dcpl);
+    h5u_close(&mspace);
+    h5u_close(&space);
+    h5u_close(&d);
     return agree(r, rc, err);
 }
 
@@ -1453,12 +1268,12 @@ int h5_results_dataset(h5_results *r, const char *path, h5io_type type,
         }
         hid_t ss = H5Dget_space(scale);
         hssize_t len = H5Sget_simple_extent_npoints(ss);
-        close_id(&ss);
+        h5u_close(&ss);
         if (len != dims[i])
             rc = at_err_set(err, AT_EINTERNAL, "%s: dataset %s axis %d: scale /%s has "
                             "%lld values, the axis has %lld", r->path, path, i,
                             dim_scales[i], (long long)len, (long long)dims[i]);
-        close_id(&scale);
+        h5u_close(&scale);
     }
     if (rc) goto done;
     d = H5Dcreate2(r->file, path, mt, space, r->lcpl, dcpl, H5P_DEFAULT);
@@ -1467,7 +1282,7 @@ int h5_results_dataset(h5_results *r, const char *path, h5io_type type,
                         type_text(mt).s, shape_text(ndims, hd).s);
         goto done;
     }
-    if (description && attr_write_str(d, "description", description) < 0) {
+    if (description && h5u_attr_str(d, "description", description) < 0) {
         rc = at_err_set(err, AT_EIO, "%s: dataset %s: cannot write attribute "
                         "description", r->path, path);
         goto done;
@@ -1480,13 +1295,13 @@ int h5_results_dataset(h5_results *r, const char *path, h5io_type type,
                             "dimension scale /%s", r->path, path, i, dim_scales[i]);
             goto done;
         }
-        close_id(&scale);
+        h5u_close(&scale);
     }
 done:
-    close_id(&scale);
-    close_id(&d);
-    close_id(&dcpl);
-    close_id(&space);
+    h5u_close(&scale);
+    h5u_close(&d);
+    h5u_close(&dcpl);
+    h5u_close(&space);
     return agree(r, rc, err);
 }
 
@@ -1596,10 +1411,10 @@ write:
                         "failed", r->path, path, (long long)total);
     free(sorted);
     free(rg);
-    close_id(&ms);
-    close_id(&fs);
-    close_id(&ftype);
-    close_id(&d);
+    h5u_close(&ms);
+    h5u_close(&fs);
+    h5u_close(&ftype);
+    h5u_close(&d);
     return agree(r, rc, err);
 }
 
@@ -1613,23 +1428,23 @@ static int results_attr(h5_results *r, const char *obj, const char *name, hid_t 
     } else {
         int st;
         if (n < 0)
-            st = attr_write_scalar(o, name, type, value);
+            st = h5u_attr_scalar(o, name, type, value);
         else
-            st = attr_write_vec(o, name, type, n, value);
+            st = h5u_attr_vec(o, name, type, n, value);
         if (st < 0)
             rc = at_err_set(err, AT_EIO, "%s: %s: cannot write attribute %s", r->path,
                             obj, name);
     }
-    close_id(&o);
+    h5u_close(&o);
     return agree(r, rc, err);
 }
 
 int h5_results_attr_str(h5_results *r, const char *obj, const char *name,
                         const char *value, at_err *err) {
     AT_CHECK(value);
-    hid_t t = vlen_str_type();
+    hid_t t = h5u_str_type();
     int rc = results_attr(r, obj, name, t, -1, &value, err);
-    close_id(&t);
+    h5u_close(&t);
     return rc;
 }
 
@@ -1652,9 +1467,9 @@ int h5_results_attr_f64v(h5_results *r, const char *obj, const char *name,
 int h5_results_close(h5_results *r, at_err *err) {
     if (!r) return 0;
     int rc = 0;
-    close_id(&r->lcpl);
-    close_id(&r->dxpl);
-    if (r->file >= 0) rc = close_file(&r->file, r->path, err);
+    h5u_close(&r->lcpl);
+    h5u_close(&r->dxpl);
+    if (r->file >= 0) rc = h5u_close_written(&r->file, r->path, err);
     rc = agree(r, rc, err);
     MPI_Comm_free(&r->comm);
     free(r->path);
@@ -1672,17 +1487,17 @@ static hid_t write_plain(hid_t f, const char *name, hid_t type, int rank,
     hsize_t n = 1;
     for (int i = 0; i < rank; i++) n *= dims[i];
     if (d >= 0 && n > 0 && H5Dwrite(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
-        close_id(&d);
-    close_id(&space);
+        h5u_close(&d);
+    h5u_close(&space);
     return d;
 }
 
 int h5_write_logits(const char *path, const float *logits, const int32_t *labels,
                     int64_t row0, int64_t n, int n_classes, at_err *err) {
     AT_CHECK(path && (logits || n == 0) && row0 >= 0 && n >= 0 && n_classes >= 1);
-    int rc = mkdir_parents(path, err);
+    int rc = h5u_mkdir_parents(path, err);
     if (rc) return rc;
-    char *tmp = tmp_name(path);
+    char *tmp = h5u_tmp_path(path);
     int64_t *index = at_malloc((size_t)(n ? n : 1) * sizeof *index, "logits index");
     int32_t *cls = at_malloc((size_t)n_classes * sizeof *cls, "logits classes");
     for (int64_t i = 0; i < n; i++) index[i] = row0 + i;
@@ -1706,19 +1521,19 @@ int h5_write_logits(const char *path, const float *logits, const int32_t *labels
         H5DSattach_scale(d_logits, ds_class, 1) < 0 ||
         H5DSattach_scale(d_index, ds_sample, 0) < 0 ||
         (labels && H5DSattach_scale(d_labels, ds_sample, 0) < 0) ||
-        attr_write_str(ds_sample, "description", "row index in the dataset split") < 0 ||
-        attr_write_str(d_logits, "description", "model outputs before softmax") < 0 ||
-        attr_write_str(d_index, "description", "row index in the dataset split") < 0)
+        h5u_attr_str(ds_sample, "description", "row index in the dataset split") < 0 ||
+        h5u_attr_str(d_logits, "description", "model outputs before softmax") < 0 ||
+        h5u_attr_str(d_index, "description", "row index in the dataset split") < 0)
         rc = at_err_set(err, AT_EIO, "%s: cannot write /logits, /labels, /index and "
                         "their dimension scales", path);
 done:
-    close_id(&d_labels);
-    close_id(&d_index);
-    close_id(&d_logits);
-    close_id(&ds_class);
-    close_id(&ds_sample);
+    h5u_close(&d_labels);
+    h5u_close(&d_index);
+    h5u_close(&d_logits);
+    h5u_close(&ds_class);
+    h5u_close(&ds_sample);
     if (f >= 0) {
-        int crc = close_file(&f, path, err);
+        int crc = h5u_close_written(&f, path, err);
         if (rc == 0) rc = crc;
         if (rc == 0) rc = commit_tmp(tmp, path, err);
         if (rc) unlink(tmp);

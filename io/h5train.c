@@ -14,184 +14,17 @@
 #include "arch.h"
 #include "h5io.h"
 #include "h5shard.h"
+#include "h5util.h"
 
 #define CKPT_FORMAT "attrib-checkpoints"
 #define CKPT_VERSION 1
 
-/* ------------------------------------------------------------- helpers */
-
-static void close_id(hid_t *id) {
-    if (*id < 0) return;
-    switch (H5Iget_type(*id)) {
-    case H5I_FILE:
-        H5Fclose(*id);
-        break;
-    case H5I_GROUP:
-        H5Gclose(*id);
-        break;
-    case H5I_DATASET:
-        H5Dclose(*id);
-        break;
-    case H5I_DATASPACE:
-        H5Sclose(*id);
-        break;
-    case H5I_DATATYPE:
-        H5Tclose(*id);
-        break;
-    case H5I_ATTR:
-        H5Aclose(*id);
-        break;
-    case H5I_GENPROP_LST:
-        H5Pclose(*id);
-        break;
-    default:
-        break;
-    }
-    *id = -1;
-}
-
-static char *tmp_path(const char *path) {
-    size_t n = strlen(path) + 5;
-    char *t = at_malloc(n, "tmp path");
-    snprintf(t, n, "%s.tmp", path);
-    return t;
-}
-
-/* mkdir -p dirname(path). */
-static int mkdir_parents(const char *path, at_err *err) {
-    char *p = at_strdup(path, "mkdir_parents");
-    int rc = 0;
-    for (char *s = p + 1; *s; s++) {
-        if (*s != '/') continue;
-        *s = '\0';
-        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-            rc = at_err_set(err, AT_EIO, "%s: cannot create directory %s: %s", path, p,
-                            strerror(errno));
-            break;
-        }
-        *s = '/';
-    }
-    free(p);
-    return rc;
-}
-
-/* Close a file we wrote; an object left open inside it is a bug here. */
-static int close_written(hid_t *f, const char *path, at_err *err) {
-    int rc = 0;
-    ssize_t left = H5Fget_obj_count(*f, H5F_OBJ_DATASET | H5F_OBJ_GROUP | H5F_OBJ_DATATYPE |
-                                            H5F_OBJ_ATTR | H5F_OBJ_LOCAL);
-    if (left > 0)
-        rc = at_err_set(err, AT_EINTERNAL, "%s: %zd HDF5 objects left open at close", path, left);
-    if (H5Fclose(*f) < 0 && rc == 0)
-        rc = at_err_set(err, AT_EIO, "%s: cannot close (flush) the file", path);
-    *f = -1;
-    return rc;
-}
-
-static int attr_write(hid_t obj, const char *name, hid_t type, hid_t space, const void *v) {
-    hid_t a = H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
-    if (a < 0) return -1;
-    herr_t st = H5Awrite(a, type, v);
-    close_id(&a);
-    return st < 0 ? -1 : 0;
-}
-
-static hid_t str_type(void) {
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, H5T_VARIABLE);
-    H5Tset_cset(t, H5T_CSET_UTF8);
-    return t;
-}
-
-static int attr_str(hid_t obj, const char *name, const char *value) {
-    hid_t t = str_type(), s = H5Screate(H5S_SCALAR);
-    int rc = attr_write(obj, name, t, s, &value);
-    close_id(&s);
-    close_id(&t);
-    return rc;
-}
-
+/* A 1-D attribute of n strings. */
 static int attr_strs(hid_t obj, const char *name, const char *const *v, int n) {
-    hsize_t d = (hsize_t)n;
-    hid_t t = str_type(), s = H5Screate_simple(1, &d, NULL);
-    int rc = attr_write(obj, name, t, s, v);
-    close_id(&s);
-    close_id(&t);
+    hid_t t = h5u_str_type();
+    int rc = h5u_attr_vec(obj, name, t, n, v);
+    h5u_close(&t);
     return rc;
-}
-
-static int attr_num(hid_t obj, const char *name, hid_t type, const void *v) {
-    hid_t s = H5Screate(H5S_SCALAR);
-    int rc = attr_write(obj, name, type, s, v);
-    close_id(&s);
-    return rc;
-}
-
-static int attr_i64v(hid_t obj, const char *name, const int64_t *v, int n) {
-    hsize_t d = (hsize_t)n;
-    hid_t s = H5Screate_simple(1, &d, NULL);
-    int rc = attr_write(obj, name, H5T_NATIVE_INT64, s, v);
-    close_id(&s);
-    return rc;
-}
-
-/* A string attribute (scalar, fixed or variable length) into a malloc'd
- * string: 0 ok, 1 absent, -1 not a readable scalar string. */
-static int attr_read_str(hid_t obj, const char *name, char **out) {
-    *out = NULL;
-    if (H5Aexists(obj, name) <= 0) return 1;
-    int rc = -1;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT), ft = -1, sp = -1, mt = -1;
-    if (a < 0) return -1;
-    ft = H5Aget_type(a);
-    sp = H5Aget_space(a);
-    if (H5Tget_class(ft) != H5T_STRING || H5Sget_simple_extent_npoints(sp) != 1) goto done;
-    if (H5Tis_variable_str(ft) > 0) {
-        mt = str_type();
-        char *v = NULL;
-        if (H5Aread(a, mt, &v) >= 0 && v) {
-            *out = at_strdup(v, "string attribute");
-            H5free_memory(v);
-            rc = 0;
-        }
-    } else {
-        size_t sz = H5Tget_size(ft) + 1;
-        if (sz > ((size_t)1 << 24)) goto done;
-        mt = H5Tcopy(H5T_C_S1);
-        H5Tset_size(mt, sz);
-        H5Tset_strpad(mt, H5T_STR_NULLTERM);
-        char *v = at_calloc(sz, 1, "string attribute");
-        if (H5Aread(a, mt, v) >= 0) {
-            *out = v;
-            rc = 0;
-        } else {
-            free(v);
-        }
-    }
-done:
-    close_id(&mt);
-    close_id(&sp);
-    close_id(&ft);
-    close_id(&a);
-    return rc;
-}
-
-/* A numeric attribute of up to cap elements as int64: the count, or -1. */
-static int attr_read_i64v(hid_t obj, const char *name, int64_t *v, int cap) {
-    if (H5Aexists(obj, name) <= 0) return -1;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT), ft = -1, sp = -1;
-    int n = -1;
-    if (a < 0) return -1;
-    ft = H5Aget_type(a);
-    sp = H5Aget_space(a);
-    hssize_t np = H5Sget_simple_extent_npoints(sp);
-    if (H5Tget_class(ft) == H5T_INTEGER && np >= 1 && np <= cap &&
-        H5Aread(a, H5T_NATIVE_INT64, v) >= 0)
-        n = (int)np;
-    close_id(&sp);
-    close_id(&ft);
-    close_id(&a);
-    return n;
 }
 
 /* Creation property lists without modification times, so that the same
@@ -216,9 +49,9 @@ static int write_1d(hid_t loc, const char *name, hid_t type, int64_t n, const vo
     hid_t s = H5Screate_simple(1, &d, NULL), dcpl = dcpl_untimed();
     hid_t ds = H5Dcreate2(loc, name, type, s, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     int rc = ds < 0 || (n > 0 && H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0);
-    close_id(&ds);
-    close_id(&dcpl);
-    close_id(&s);
+    h5u_close(&ds);
+    h5u_close(&dcpl);
+    h5u_close(&s);
     return rc ? -1 : 0;
 }
 
@@ -241,7 +74,7 @@ h5_ckpt_writer *h5_ckpt_writer_new(const char *path, const eng_model *m, uint64_
     AT_CHECK(path && path[0] && m);
     h5_ckpt_writer *w = at_calloc(1, sizeof *w, "checkpoint writer");
     w->path = at_strdup(path, "checkpoint path");
-    w->tmp = tmp_path(path);
+    w->tmp = h5u_tmp_path(path);
     w->arch = arch_emit(m);
     w->job_yaml = at_strdup(job_yaml ? job_yaml : "", "checkpoint job");
     w->seed = seed;
@@ -277,8 +110,8 @@ static int write_state(hid_t group, const char *path, int k, const eng_model *m,
     h5_model_hash(m, sha);
     int32_t ep = epoch;
     int rc = 0;
-    if (sd < 0 || attr_num(g, "epoch", H5T_NATIVE_INT32, &ep) < 0 ||
-        attr_num(g, "lr", H5T_NATIVE_DOUBLE, &lr) < 0 || attr_str(g, "content_sha256", sha) < 0)
+    if (sd < 0 || h5u_attr_scalar(g, "epoch", H5T_NATIVE_INT32, &ep) < 0 ||
+        h5u_attr_scalar(g, "lr", H5T_NATIVE_DOUBLE, &lr) < 0 || h5u_attr_str(g, "content_sha256", sha) < 0)
         rc = at_err_set(err, AT_EIO, "%s: cannot create /checkpoints/%d", path, k);
     for (int t = 0; t < m->n_tensors && !rc; t++) {
         const eng_tensor *T = &m->tensors[t];
@@ -294,16 +127,16 @@ static int write_state(hid_t group, const char *path, int k, const eng_model *m,
         hid_t s = T->ndim ? H5Screate_simple(T->ndim, dims, NULL) : H5Screate(H5S_SCALAR);
         hid_t dcpl = dcpl_untimed();
         hid_t ds = H5Dcreate2(sd, T->name, H5T_IEEE_F32LE, s, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-        close_id(&dcpl);
+        h5u_close(&dcpl);
         if (ds < 0 || (T->numel && H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
                                             m->params + T->off) < 0))
             rc = at_err_set(err, AT_EIO, "%s: cannot write /checkpoints/%d/state_dict/%s", path, k,
                             T->name);
-        close_id(&ds);
-        close_id(&s);
+        h5u_close(&ds);
+        h5u_close(&s);
     }
-    close_id(&sd);
-    close_id(&g);
+    h5u_close(&sd);
+    h5u_close(&g);
     return rc;
 }
 
@@ -314,14 +147,14 @@ static int build_file(h5_ckpt_writer *w, const eng_model *m, at_err *err) {
     if (f < 0) return at_err_set(err, AT_EIO, "%s: cannot create %s", w->path, w->tmp);
     int rc = 0;
     int64_t version = CKPT_VERSION, nc = w->n_classes;
-    if (attr_str(f, "format", CKPT_FORMAT) < 0 ||
-        attr_num(f, "format_version", H5T_NATIVE_INT64, &version) < 0 ||
-        attr_str(f, "architecture", w->arch) < 0 ||
-        attr_i64v(f, "input_shape", w->in_shape, w->in_ndim) < 0 ||
-        attr_num(f, "n_classes", H5T_NATIVE_INT64, &nc) < 0 ||
-        attr_num(f, "seed", H5T_NATIVE_UINT64, &w->seed) < 0 ||
-        attr_str(f, "job_yaml", w->job_yaml) < 0 ||
-        attr_str(f, "attrib_version", ATTRIB_VERSION) < 0 ||
+    if (h5u_attr_str(f, "format", CKPT_FORMAT) < 0 ||
+        h5u_attr_scalar(f, "format_version", H5T_NATIVE_INT64, &version) < 0 ||
+        h5u_attr_str(f, "architecture", w->arch) < 0 ||
+        h5u_attr_vec(f, "input_shape", H5T_NATIVE_INT64, w->in_ndim, w->in_shape) < 0 ||
+        h5u_attr_scalar(f, "n_classes", H5T_NATIVE_INT64, &nc) < 0 ||
+        h5u_attr_scalar(f, "seed", H5T_NATIVE_UINT64, &w->seed) < 0 ||
+        h5u_attr_str(f, "job_yaml", w->job_yaml) < 0 ||
+        h5u_attr_str(f, "attrib_version", ATTRIB_VERSION) < 0 ||
         write_1d(f, "epochs", H5T_NATIVE_INT32, K, w->epochs) < 0 ||
         write_1d(f, "lr", H5T_NATIVE_DOUBLE, K, w->lr) < 0 ||
         write_1d(f, "train_loss", H5T_NATIVE_DOUBLE, K, w->loss) < 0 ||
@@ -345,10 +178,10 @@ static int build_file(h5_ckpt_writer *w, const eng_model *m, at_err *err) {
             H5Ocopy(prev, src, g, dst, H5P_DEFAULT, H5P_DEFAULT) < 0)
             rc = at_err_set(err, AT_EIO, "%s: cannot copy %s into %s", w->path, src, w->tmp);
     }
-    close_id(&prev);
+    h5u_close(&prev);
     if (!rc) rc = write_state(g, w->path, w->k, m, w->epochs[w->k], w->lr[w->k], err);
-    close_id(&g);
-    int crc = close_written(&f, w->tmp, err);
+    h5u_close(&g);
+    int crc = h5u_close_written(&f, w->tmp, err);
     return rc ? rc : crc;
 }
 
@@ -367,7 +200,7 @@ int h5_ckpt_writer_add(h5_ckpt_writer *w, const eng_model *m, int epoch, double 
     w->lr[w->k] = lr;
     w->loss[w->k] = train_loss;
     w->acc[w->k] = train_acc;
-    int rc = w->k == 0 ? mkdir_parents(w->path, err) : 0;
+    int rc = w->k == 0 ? h5u_mkdir_parents(w->path, err) : 0;
     if (!rc) rc = build_file(w, m, err);
     if (!rc) rc = h5_file_commit(w->tmp, w->path, err);
     if (rc) {
@@ -396,18 +229,18 @@ static int ckpt_open(const char *path, hid_t *f, at_err *err) {
     char *fmt = NULL;
     int64_t version = 0;
     int rc = 0;
-    if (attr_read_str(*f, "format", &fmt) != 0 || strcmp(fmt, CKPT_FORMAT) != 0)
+    if (h5u_attr_read_str(*f, "format", &fmt) != 1 || strcmp(fmt, CKPT_FORMAT) != 0)
         rc = at_err_set(err, AT_EUSER,
                         "%s: not an attrib checkpoint file (root attribute "
                         "format = '%s', expected '%s')",
                         path, fmt ? fmt : "(none)", CKPT_FORMAT);
-    else if (attr_read_i64v(*f, "format_version", &version, 1) != 1 || version != CKPT_VERSION)
+    else if (h5u_attr_read_i64s(*f, "format_version", &version, 1) != 1 || version != CKPT_VERSION)
         rc = at_err_set(err, AT_EUSER,
                         "%s: checkpoint format_version %lld is not supported "
                         "(this attrib reads version %d)",
                         path, (long long)version, CKPT_VERSION);
     free(fmt);
-    if (rc) close_id(f);
+    if (rc) h5u_close(f);
     return rc;
 }
 
@@ -420,8 +253,8 @@ static int ckpt_len(hid_t f, const char *path, int *K, at_err *err) {
         hid_t s = d < 0 ? -1 : H5Dget_space(d);
         hssize_t n =
             s < 0 || H5Sget_simple_extent_ndims(s) != 1 ? -1 : H5Sget_simple_extent_npoints(s);
-        close_id(&s);
-        close_id(&d);
+        h5u_close(&s);
+        h5u_close(&d);
         if (n < 0 || n > (1 << 24))
             return at_err_set(err, AT_EUSER, "%s: no 1-D dataset /%s", path, names[i]);
         if (i == 0) n0 = n;
@@ -438,7 +271,7 @@ int h5_ckpt_count(const char *path, int *K, at_err *err) {
     hid_t f;
     int rc = ckpt_open(path, &f, err);
     if (!rc) rc = ckpt_len(f, path, K, err);
-    close_id(&f);
+    h5u_close(&f);
     return rc;
 }
 
@@ -478,7 +311,7 @@ int h5_ckpt_load(const char *path, int k, eng_model *m, int *epoch, double *lr, 
     if (!rc) rc = ckpt_len(f, path, &K, err);
     if (rc) goto done;
     want = arch_emit(m);
-    if (attr_read_str(f, "architecture", &arch) != 0) {
+    if (h5u_attr_read_str(f, "architecture", &arch) != 1) {
         rc = at_err_set(err, AT_EUSER, "%s: no string attribute 'architecture'", path);
         goto done;
     }
@@ -492,7 +325,7 @@ int h5_ckpt_load(const char *path, int k, eng_model *m, int *epoch, double *lr, 
         goto done;
     }
     int64_t shape[ENG_MAX_DIMS + 1];
-    int nd = attr_read_i64v(f, "input_shape", shape, ENG_MAX_DIMS + 1);
+    int nd = h5u_attr_read_i64s(f, "input_shape", shape, ENG_MAX_DIMS + 1);
     int same = nd == m->in_ndim;
     for (int d = 0; same && d < nd; d++) same = shape[d] == m->in_shape[d];
     if (!same) {
@@ -555,9 +388,9 @@ int h5_ckpt_load(const char *path, int k, eng_model *m, int *epoch, double *lr, 
                                 "%s: dataset %s/%s holds a non-finite value "
                                 "at element %zu",
                                 path, gname, T->name, i);
-        close_id(&ty);
-        close_id(&s);
-        close_id(&d);
+        h5u_close(&ty);
+        h5u_close(&s);
+        h5u_close(&d);
     }
     if (!rc && n_links != m->n_tensors)
         rc = at_err_set(err, AT_EUSER, "%s: %s holds %d datasets, the model has %d tensors", path,
@@ -567,7 +400,7 @@ int h5_ckpt_load(const char *path, int k, eng_model *m, int *epoch, double *lr, 
     g = H5Gopen2(f, gname, H5P_DEFAULT);
     char have[65];
     h5_model_hash(m, have);
-    if (g < 0 || attr_read_str(g, "content_sha256", &sha) != 0 || strcmp(sha, have) != 0) {
+    if (g < 0 || h5u_attr_read_str(g, "content_sha256", &sha) != 1 || strcmp(sha, have) != 0) {
         rc = at_err_set(err, AT_EUSER,
                         "%s: %s: content_sha256 %s does not match its "
                         "parameters (%s): the file is damaged",
@@ -581,14 +414,14 @@ int h5_ckpt_load(const char *path, int k, eng_model *m, int *epoch, double *lr, 
         H5Dread(de, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, epochs) < 0 ||
         H5Dread(dl, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, lrs) < 0)
         rc = at_err_set(err, AT_EUSER, "%s: cannot read /epochs and /lr", path);
-    close_id(&de);
-    close_id(&dl);
+    h5u_close(&de);
+    h5u_close(&dl);
     if (!rc && epoch) *epoch = epochs[k];
     if (!rc && lr) *lr = lrs[k];
 done:
-    close_id(&g);
-    close_id(&sd);
-    close_id(&f);
+    h5u_close(&g);
+    h5u_close(&sd);
+    h5u_close(&f);
     free(arch);
     free(want);
     free(sha);
@@ -637,10 +470,10 @@ static int write_rows(hid_t g, const char *name, hid_t type, size_t esize, int64
     hid_t ds = H5Dcreate2(g, name, type, s, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     int rc = ds < 0 ||
              (n > 0 && row > 0 && H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) ||
-             (description && attr_str(ds, "description", description) < 0);
-    close_id(&ds);
-    close_id(&dcpl);
-    close_id(&s);
+             (description && h5u_attr_str(ds, "description", description) < 0);
+    h5u_close(&ds);
+    h5u_close(&dcpl);
+    h5u_close(&s);
     return rc ? -1 : 0;
 }
 
@@ -657,9 +490,9 @@ int h5_dataset_write(const char *path, const char *source, const char *const *cl
         for (int e = 0; e < sp->n_extra; e++)
             AT_CHECK(sp->extra[e].n_dims >= 0 && sp->extra[e].n_dims <= 3);
     }
-    int rc = mkdir_parents(path, err);
+    int rc = h5u_mkdir_parents(path, err);
     if (rc) return rc;
-    char *tmp = tmp_path(path);
+    char *tmp = h5u_tmp_path(path);
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (f < 0) {
         rc = at_err_set(err, AT_EIO, "%s: cannot create %s", path, tmp);
@@ -667,11 +500,11 @@ int h5_dataset_write(const char *path, const char *source, const char *const *cl
         return rc;
     }
     int32_t version = 1;
-    if (attr_str(f, "format", "attrib-dataset") < 0 ||
-        attr_num(f, "format_version", H5T_NATIVE_INT32, &version) < 0 ||
-        attr_str(f, "source", source) < 0 ||
+    if (h5u_attr_str(f, "format", "attrib-dataset") < 0 ||
+        h5u_attr_scalar(f, "format_version", H5T_NATIVE_INT32, &version) < 0 ||
+        h5u_attr_str(f, "source", source) < 0 ||
         attr_strs(f, "class_names", class_names, n_classes) < 0 ||
-        attr_str(f, "attrib_version", ATTRIB_VERSION) < 0)
+        h5u_attr_str(f, "attrib_version", ATTRIB_VERSION) < 0)
         rc = at_err_set(err, AT_EIO, "%s: cannot write root attributes", path);
     for (int i = 0; i < n_splits && !rc; i++) {
         const h5_split_data *sp = &splits[i];
@@ -694,9 +527,9 @@ int h5_dataset_write(const char *path, const char *source, const char *const *cl
         if (bad)
             rc = at_err_set(err, AT_EIO, "%s: cannot write /%s%s%s", path, sp->name,
                             bad[0] ? "/" : "", bad);
-        close_id(&g);
+        h5u_close(&g);
     }
-    int crc = close_written(&f, path, err);
+    int crc = h5u_close_written(&f, path, err);
     if (!rc) rc = crc;
     if (!rc) rc = h5_file_commit(tmp, path, err);
     if (rc) unlink(tmp);
