@@ -249,6 +249,84 @@ typedef struct {
     double *loss, *acc, *lr, *eval_loss, *eval_acc; /* (epochs) */
 } history;
 
+/* The two INFO lines a training run starts with: what is trained on what,
+ * and the memory plan of its workspace. */
+static void log_plan(const job *j, const eng_model *m, int64_t n, const char *opt,
+                     const eng_memory *mem) {
+    char shape[64], b[6][32];
+    eng_shape_text(m->in_shape, m->in_ndim, shape, sizeof shape);
+    AT_INFO("training %d layers (%zu parameters, input %s, %d outputs) on %lld rows of %s "
+            "split '%s': %d epochs, batch %d, %s lr %g (%s schedule), loss %s, seed %llu",
+            m->n_layers, m->n_params, shape, m->out_features, (long long)n, j->data_path,
+            j->data_split, j->epochs, j->batch_size, opt, j->lr,
+            sched_name(j->schedule), loss_name(j->loss), (unsigned long long)j->train_seed);
+    at_human_bytes((double)mem->params, b[0], sizeof b[0]);
+    at_human_bytes((double)mem->activations, b[1], sizeof b[1]);
+    at_human_bytes((double)mem->grads, b[2], sizeof b[2]);
+    at_human_bytes((double)mem->caches, b[3], sizeof b[3]);
+    at_human_bytes((double)mem->scratch, b[4], sizeof b[4]);
+    at_human_bytes((double)mem->total, b[5], sizeof b[5]);
+    AT_INFO("memory plan at batch %d: params %s, activations %s, output gradients %s, "
+            "caches %s, scratch %s; workspace %s (plus params, gradients and optimizer "
+            "state: %zu floats each)",
+            j->batch_size, b[0], b[1], b[2], b[3], b[4], b[5], m->n_params);
+}
+
+/* Save the trained model with its provenance: the training settings, the
+ * last epoch's numbers, the per-epoch history as float64 vectors, the
+ * job. */
+static int save_model(const job *j, const eng_model *m, const history *h, int64_t n,
+                      int has_eval, const char *job_yaml, int has_ckpt, at_err *err) {
+    const int last = j->epochs - 1;
+    const size_t E = (size_t)j->epochs;
+    h5_model_info mi;
+    char hidden[256] = "";
+    for (int k = 0; k < j->n_hidden; k++)
+        snprintf(hidden + strlen(hidden), sizeof hidden - strlen(hidden), "%s%d", k ? "," : "",
+                 j->hidden[k]);
+    h5_attr attrs[32];
+    int na = 0;
+#define TEXT(nm, v)                                                                                \
+    attrs[na++] = (h5_attr) { .name = nm, .text = v }
+#define NUM(nm, v)                                                                                 \
+    attrs[na++] = (h5_attr) { .name = nm, .number = (double)(v) }
+    if (j->n_hidden) TEXT("hidden", hidden);
+    TEXT("train_data", j->data_path);
+    TEXT("train_split", j->data_split);
+    NUM("train_rows", n);
+    NUM("epochs", j->epochs);
+    NUM("batch_size", j->batch_size);
+    TEXT("optimizer", opt_name(j->optimizer));
+    NUM("lr", j->lr);
+    NUM("momentum", j->momentum);
+    NUM("weight_decay", j->weight_decay);
+    TEXT("schedule", sched_name(j->schedule));
+    TEXT("loss", loss_name(j->loss));
+    NUM("seed", j->train_seed);
+    NUM("train_loss", h->loss[last]);
+    NUM("train_accuracy", h->acc[last]);
+    TEXT("eval_split", j->eval_split);
+    NUM("eval_loss", h->eval_loss[last]);
+    NUM("eval_accuracy", h->eval_acc[last]);
+    TEXT("job_yaml", job_yaml);
+    TEXT("attrib_version", ATTRIB_VERSION);
+    if (has_ckpt) TEXT("checkpoints", j->checkpoint_path);
+    /* per-epoch history: float64 vectors, one value per epoch */
+    const double *const hist[5] = {h->lr, h->loss, h->acc, h->eval_loss, h->eval_acc};
+    static const char *const hist_names[5] = {"lr_per_epoch", "train_loss_per_epoch",
+                                              "train_accuracy_per_epoch", "eval_loss_per_epoch",
+                                              "eval_accuracy_per_epoch"};
+    for (int k = 0; k < (has_eval ? 5 : 3); k++)
+        attrs[na++] = (h5_attr){.name = hist_names[k], .values = hist[k], .n_values = (int)E};
+#undef TEXT
+#undef NUM
+    if (h5_model_save(j->model_path, m, &mi, attrs, na, err)) return err->code;
+    printf("wrote %s (sha256 %s)", j->model_path, mi.sha256);
+    if (has_eval) printf("; %s accuracy %.2f%%", j->eval_split, 100 * h->eval_acc[last]);
+    printf("\n");
+    return 0;
+}
+
 static int train_main(const cli_job_args *a, at_err *err) {
     char *text = NULL;
     job *j = at_calloc(1, sizeof *j, "job");
@@ -324,23 +402,7 @@ static int train_main(const cli_job_args *a, at_err *err) {
     h.eval_loss = at_calloc(E, sizeof(double), "history");
     h.eval_acc = at_calloc(E, sizeof(double), "history");
 
-    char shape[64], b[6][32];
-    eng_shape_text(m.in_shape, m.in_ndim, shape, sizeof shape);
-    AT_INFO("training %d layers (%zu parameters, input %s, %d outputs) on %lld rows of %s "
-            "split '%s': %d epochs, batch %d, %s lr %g (%s schedule), loss %s, seed %llu",
-            m.n_layers, m.n_params, shape, m.out_features, (long long)n, j->data_path,
-            j->data_split, j->epochs, j->batch_size, opt_name(j->optimizer), j->lr,
-            sched_name(j->schedule), loss_name(j->loss), (unsigned long long)j->train_seed);
-    at_human_bytes((double)mem.params, b[0], sizeof b[0]);
-    at_human_bytes((double)mem.activations, b[1], sizeof b[1]);
-    at_human_bytes((double)mem.grads, b[2], sizeof b[2]);
-    at_human_bytes((double)mem.caches, b[3], sizeof b[3]);
-    at_human_bytes((double)mem.scratch, b[4], sizeof b[4]);
-    at_human_bytes((double)mem.total, b[5], sizeof b[5]);
-    AT_INFO("memory plan at batch %d: params %s, activations %s, output gradients %s, "
-            "caches %s, scratch %s; workspace %s (plus params, gradients and optimizer "
-            "state: %zu floats each)",
-            cap, b[0], b[1], b[2], b[3], b[4], b[5], m.n_params);
+    log_plan(j, &m, n, opt_name(j->optimizer), &mem);
 
     double t0 = at_now();
     int e;
@@ -374,55 +436,7 @@ static int train_main(const cli_job_args *a, at_err *err) {
         }
     }
 
-    const int last = j->epochs - 1;
-    h5_model_info mi = {0};
-    mi.n_input_dims = m.in_ndim;
-    for (int d = 0; d < m.in_ndim; d++) mi.input_shape[d] = m.in_shape[d];
-    mi.n_classes = m.out_features;
-    char hidden[256] = "";
-    for (int k = 0; k < j->n_hidden; k++)
-        snprintf(hidden + strlen(hidden), sizeof hidden - strlen(hidden), "%s%d", k ? "," : "",
-                 j->hidden[k]);
-    h5_attr attrs[32];
-    int na = 0;
-#define TEXT(nm, v)                                                                                \
-    attrs[na++] = (h5_attr) { .name = nm, .text = v }
-#define NUM(nm, v)                                                                                 \
-    attrs[na++] = (h5_attr) { .name = nm, .number = (double)(v) }
-    if (j->n_hidden) TEXT("hidden", hidden);
-    TEXT("train_data", j->data_path);
-    TEXT("train_split", j->data_split);
-    NUM("train_rows", n);
-    NUM("epochs", j->epochs);
-    NUM("batch_size", j->batch_size);
-    TEXT("optimizer", opt_name(j->optimizer));
-    NUM("lr", j->lr);
-    NUM("momentum", j->momentum);
-    NUM("weight_decay", j->weight_decay);
-    TEXT("schedule", sched_name(j->schedule));
-    TEXT("loss", loss_name(j->loss));
-    NUM("seed", j->train_seed);
-    NUM("train_loss", h.loss[last]);
-    NUM("train_accuracy", h.acc[last]);
-    TEXT("eval_split", j->eval_split);
-    NUM("eval_loss", h.eval_loss[last]);
-    NUM("eval_accuracy", h.eval_acc[last]);
-    TEXT("job_yaml", job_yaml);
-    TEXT("attrib_version", ATTRIB_VERSION);
-    if (ckw) TEXT("checkpoints", j->checkpoint_path);
-    /* per-epoch history: float64 vectors, one value per epoch */
-    const double *const hist[5] = {h.lr, h.loss, h.acc, h.eval_loss, h.eval_acc};
-    static const char *const hist_names[5] = {"lr_per_epoch", "train_loss_per_epoch",
-                                              "train_accuracy_per_epoch", "eval_loss_per_epoch",
-                                              "eval_accuracy_per_epoch"};
-    for (int k = 0; k < (ne ? 5 : 3); k++)
-        attrs[na++] = (h5_attr){.name = hist_names[k], .values = hist[k], .n_values = (int)E};
-#undef TEXT
-#undef NUM
-    if (h5_model_save(j->model_path, &m, &mi, attrs, na, err)) goto out;
-    printf("wrote %s (sha256 %s)", j->model_path, mi.sha256);
-    if (ne) printf("; %s accuracy %.2f%%", j->eval_split, 100 * h.eval_acc[last]);
-    printf("\n");
+    if (save_model(j, &m, &h, n, ne > 0, job_yaml, ckw != NULL, err)) goto out;
 out:
     free(x);
     free(y);
