@@ -84,6 +84,12 @@ void resume_plan_text(run_ctx *c) {
                 sb_add(&b, "methods.%s.baseline_value = %.17g\n", n, jm->baseline_value);
             if (jm->baseline == JOB_BASELINE_MEAN)
                 sb_add(&b, "methods.%s.baseline_split = %s\n", n, jm->baseline_split);
+            /* the estimator's arithmetic: the affine-head path sums in
+             * another order (methods.h), so shards of one never mix with
+             * the other's */
+            if (eng_model_affine_head(&c->model) >= 0)
+                sb_add(&b, "methods.%s.affine_head = layer %d\n", n,
+                       eng_model_affine_head(&c->model));
         }
         if (c->baseline[m]) {
             char h[65];

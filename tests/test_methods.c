@@ -57,11 +57,14 @@ static void test_quadrature(void) {
 
 static double urand(uint64_t k) { return 2.0 * at_rng_uniform_f64(3, 77, k, 0) - 1.0; }
 
+static int g_no_head; /* 1: run IG through every layer (no affine-head reuse) */
+
 static void run_method(const mth_spec *s, const eng_model *m, const float *x,
                        const float *b, const int32_t *t, int R, int step, float *scores) {
     const int D = m->in_features;
     mth_scratch sc;
     mth_scratch_init(&sc, m, 37); /* odd cap: pairs straddle engine batches */
+    if (g_no_head) sc.head = -1;
     double *acc = calloc((size_t)R * D, sizeof(double));
     double *part = malloc(sizeof(double) * R * D);
     for (int c0 = 0; c0 < s->n_cols; c0 += step) {
@@ -122,6 +125,8 @@ static void test_linear_model(void) {
     eng_model_free(&m);
 }
 
+static int sc_head_of(const eng_model *m) { return eng_model_affine_head(m); }
+
 static void test_completeness(void) {
     const int D = 30, R = 6, C = 5;
     eng_layer specs[] = {{.kind = ENG_LAYER_LINEAR, .out_features = 40, .bias = 1},
@@ -161,6 +166,20 @@ static void test_completeness(void) {
     for (int i = 0; i < R * D; i++)
         worst = fmax(worst, fabs((double)s7[i] - scores[i]) / (fabs(scores[i]) + 1e-6));
     EXPECT(worst < 1e-6, "column blocks change IG by %g", worst);
+    /* The affine-head path (one product per unit) against the plain one
+     * (a backward to the input per step): the same numbers up to float32
+     * rounding of the per-step gradients. */
+    EXPECT(sc_head_of(&m) == 0, "the MLP's first linear is an affine head");
+    float plain[180];
+    g_no_head = 1;
+    run_method(&s, &m, x, b, t, R, 7, plain);
+    g_no_head = 0;
+    double dh = 0.0, sh = 0.0;
+    for (int i = 0; i < R * D; i++) {
+        dh = fmax(dh, fabs((double)plain[i] - s7[i]));
+        sh = fmax(sh, fabs((double)plain[i]));
+    }
+    EXPECT(dh <= 1e-5 * sh, "affine head vs plain IG: %g of %g", dh, sh);
     eng_workspace_free(&ws);
     mth_spec_free(&s);
     eng_model_free(&m);

@@ -152,6 +152,17 @@ const R_ *S_(eng_forward)(const eng_model *m, eng_workspace *ws, const R_ *param
  * NULL. Afterwards eng_ws_grad gives every layer's output gradient. */
 void S_(eng_backward)(const eng_model *m, eng_workspace *ws, const R_ *params,
                       const R_ *x, const R_ *dlogits, int N, R_ *dx, R_ *dparams);
+/* The same over a range of layers: eng_forward_from runs layers [first, n)
+ * (the outputs of layers < first that later layers read must already be in
+ * ws); eng_backward_to runs from the output down to layer stop + 1 and
+ * leaves layer stop's output gradient in eng_ws_grad(ws, stop), computing
+ * no gradient for layers <= stop (dx must then be NULL). Layers above stop
+ * must read only layers >= stop (eng_model_affine_head checks it). */
+const R_ *S_(eng_forward_from)(const eng_model *m, eng_workspace *ws, const R_ *params,
+                               const R_ *x, int N, int first);
+void S_(eng_backward_to)(const eng_model *m, eng_workspace *ws, const R_ *params,
+                         const R_ *x, const R_ *dlogits, int N, int stop, R_ *dx,
+                         R_ *dparams);
 /* Per-example gradients after eng_backward: g (N, sel->n) overwritten with
  * each example's gradient of the selected parameter tensors, in selection
  * order. */

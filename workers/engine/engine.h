@@ -192,6 +192,12 @@ void eng_model_init_params(eng_model *m, uint64_t seed);
  * naming the row (0-based within x), position and value; callers add the
  * file. */
 int eng_model_check_input(const eng_model *m, const float *x, int64_t N, at_err *err);
+/* The first layer f through which every path from the input passes as one
+ * affine map of the flat input — only flatten/dropout before it, a linear
+ * on a flat input, and no later layer reading a layer before f — or -1.
+ * Along a straight path x(a) = b + a (x - b) its output is then affine in
+ * a, which Integrated Gradients exploits (docs/methods.md). */
+int eng_model_affine_head(const eng_model *m);
 /* Index of the layer called name, or -1. */
 int eng_model_find_layer(const eng_model *m, const char *name);
 /* Shape text "(1, 28, 28)" of n dims into out. */

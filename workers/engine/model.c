@@ -446,6 +446,21 @@ int eng_model_check_input(const eng_model *m, const float *x, int64_t N, at_err 
     return 0;
 }
 
+int eng_model_affine_head(const eng_model *m) {
+    int f = 0;
+    while (f < m->n_layers &&
+           (m->layers[f].kind == ENG_LAYER_FLATTEN || m->layers[f].kind == ENG_LAYER_DROPOUT))
+        f++;
+    if (f == m->n_layers || m->layers[f].kind != ENG_LAYER_LINEAR || m->layers[f].in_ndim != 1)
+        return -1;
+    for (int i = 0; i <= f; i++) /* a chain from the input */
+        if (m->layers[i].n_src != 1 || m->layers[i].src[0] != i - 1) return -1;
+    for (int i = f + 1; i < m->n_layers; i++)
+        for (int s = 0; s < m->layers[i].n_src; s++)
+            if (m->layers[i].src[s] < f) return -1;
+    return f;
+}
+
 int eng_model_find_layer(const eng_model *m, const char *name) {
     for (int i = 0; i < m->n_layers; i++)
         if (strcmp(m->layers[i].name, name) == 0) return i;

@@ -104,6 +104,20 @@ void mth_scratch_init(mth_scratch *sc, const eng_model *m, int cap) {
     sc->dlogits = at_malloc((size_t)cap * C * sizeof(float), "unit output seeds");
     sc->row = at_malloc((size_t)cap * sizeof(int32_t), "unit row map");
     sc->w = at_malloc((size_t)cap * sizeof(double), "unit weights");
+    sc->head = eng_model_affine_head(m);
+    sc->head_rows = 0;
+    sc->delta = NULL;
+    sc->gsum = NULL;
+    sc->z0 = NULL;
+    sc->wd = NULL;
+    if (sc->head >= 0) { /* the head's weights in float64, once */
+        const eng_layer *L = &m->layers[sc->head];
+        const size_t n = (size_t)L->out_features * (size_t)m->in_features;
+        const float *W = m->params + m->tensors[L->tensor0].off;
+        sc->wd = at_malloc(n * sizeof(double), "IG head weights");
+        for (size_t i = 0; i < n; i++) sc->wd[i] = W[i];
+        sc->z0 = at_malloc((size_t)L->out_features * sizeof(float), "IG head baseline");
+    }
 }
 
 void mth_scratch_free(mth_scratch *sc) {
@@ -113,6 +127,79 @@ void mth_scratch_free(mth_scratch *sc) {
     free(sc->dlogits);
     free(sc->row);
     free(sc->w);
+    free(sc->delta);
+    free(sc->gsum);
+    free(sc->z0);
+    free(sc->wd);
+}
+
+/* Grow the affine-head buffers to R unit rows. */
+static void head_reserve(mth_scratch *sc, const eng_model *m, int R) {
+    if (R <= sc->head_rows) return;
+    const size_t H = (size_t)m->layers[sc->head].out_features;
+    free(sc->delta);
+    free(sc->gsum);
+    sc->delta = at_malloc((size_t)R * H * sizeof(float), "IG head deltas");
+    sc->gsum = at_malloc((size_t)R * H * sizeof(double), "IG head gradients");
+    sc->head_rows = R;
+}
+
+/* Integrated Gradients through the affine head f (methods.h): per unit,
+ * delta_r = W (x_r - b) once; per (column, row) pair the head's output is
+ * z1(b) + a_c delta_r and the engine runs layers f+1.. forward and back to
+ * df/dz1; their weighted sum per row, times W, is the partial. */
+static void run_unit_head(const mth_spec *s, const eng_model *m, mth_scratch *sc,
+                          const float *x, const float *baseline, const int32_t *target,
+                          int R, int c0, int c1, double *partial) {
+    const int f = sc->head, D = m->in_features, C = m->out_features;
+    const eng_layer *L = &m->layers[f];
+    const int H = L->out_features;
+    const eng_tensor *tw = &m->tensors[L->tensor0];
+    const float *W = m->params + tw->off;                          /* (H, D) */
+    const float *bias = L->n_tensors > 1 ? m->params + tw[1].off : NULL; /* (H) */
+    head_reserve(sc, m, R);
+    float *z0 = sc->z0; /* (H) z1(b) = W b + c */
+    eng_linear_forward(z0, baseline, W, bias, 1, D, H);
+    for (int r0 = 0; r0 < R; r0 += sc->cap) { /* delta = (x - b) W^T, cap rows at a time */
+        int nb = R - r0 < sc->cap ? R - r0 : sc->cap;
+        for (int k = 0; k < nb; k++)
+            for (int d = 0; d < D; d++)
+                sc->xin[(size_t)k * D + d] = x[(size_t)(r0 + k) * D + d] - baseline[d];
+        eng_linear_forward(sc->delta + (size_t)r0 * H, sc->xin, W, NULL, nb, D, H);
+    }
+    memset(sc->gsum, 0, (size_t)R * H * sizeof(double));
+    const long n_pairs = (long)R * (c1 - c0);
+    float *z1 = eng_ws_act(&sc->ws, f); /* (cap, H) */
+    for (long p0 = 0; p0 < n_pairs; p0 += sc->cap) {
+        int nb = (int)(n_pairs - p0 < sc->cap ? n_pairs - p0 : sc->cap);
+        for (int k = 0; k < nb; k++) {
+            long p = p0 + k;
+            int c = c0 + (int)(p / R), r = (int)(p % R);
+            const float a = (float)s->alpha[c];
+            const float *dr = sc->delta + (size_t)r * H;
+            float *zk = z1 + (size_t)k * H;
+            for (int h = 0; h < H; h++) zk[h] = z0[h] + a * dr[h];
+            sc->row[k] = r;
+            sc->w[k] = s->weight[c];
+        }
+        eng_forward_from(m, &sc->ws, m->params, sc->xin, nb, f + 1);
+        memset(sc->dlogits, 0, (size_t)nb * C * sizeof(float));
+        for (int k = 0; k < nb; k++) {
+            int32_t t = target[sc->row[k]];
+            AT_CHECK(t >= 0 && t < C);
+            sc->dlogits[(size_t)k * C + t] = 1.0f;
+        }
+        eng_backward_to(m, &sc->ws, m->params, sc->xin, sc->dlogits, nb, f, NULL, NULL);
+        const float *g1 = eng_ws_grad(&sc->ws, f); /* (nb, H) */
+        for (int k = 0; k < nb; k++) {
+            double *acc = sc->gsum + (size_t)sc->row[k] * H, w = sc->w[k];
+            const float *g = g1 + (size_t)k * H;
+            for (int h = 0; h < H; h++) acc[h] += w * (double)g[h];
+        }
+    }
+    /* partial += gsum W, one float64 product per unit (a float32 one would
+     * round each unit's partial before the fold) */
+    eng_linear_backward_f64(partial, NULL, NULL, sc->gsum, NULL, sc->wd, R, D, H);
 }
 
 void mth_run_unit(const mth_spec *s, const eng_model *m, mth_scratch *sc,
@@ -122,6 +209,10 @@ void mth_run_unit(const mth_spec *s, const eng_model *m, mth_scratch *sc,
     const int D = m->in_features, C = m->out_features;
     const int interp = s->kind == MTH_INTEGRATED_GRADIENTS;
     AT_CHECK(!interp || baseline != NULL);
+    if (interp && sc->head >= 0) {
+        run_unit_head(s, m, sc, x, baseline, target, R, c0, c1, partial);
+        return;
+    }
     /* Pairs (c, r) in column-major order, cap engine rows at a time. */
     const long n_pairs = (long)R * (c1 - c0);
     for (long p0 = 0; p0 < n_pairs; p0 += sc->cap) {

@@ -25,6 +25,12 @@
  *   integrated_gradients (x - b) * sum_k w_k df/dx(b + a_k (x - b)),
  *                       n_steps columns (a_k, w_k) from the quadrature
  *
+ * Integrated Gradients reuses a model's affine head (a first linear layer
+ * z1 = W x + c on the flat input, eng_model_affine_head): along the path,
+ * z1(a) = z1(b) + a W (x - b), so each step starts at layer 2 from that
+ * affine combination, and sum_k w_k df/dx = W^T sum_k w_k df/dz1 is one
+ * product per unit instead of one per step. Exact up to float rounding.
+ *
  * This module uses the engine only; it knows nothing of MPI, HDF5 or YAML.
  */
 #ifndef ATTRIB_METHODS_H
@@ -81,6 +87,14 @@ typedef struct {
     float *dx;      /* (cap, D) */
     int32_t *row;   /* (cap) which unit row each engine row belongs to */
     double *w;      /* (cap) column weight of each engine row */
+    /* Integrated Gradients through an affine head (eng_model_affine_head):
+     * its layer index or -1, and per-unit buffers grown to the unit's rows */
+    int head;
+    int head_rows;
+    float *delta;   /* (rows, H) W (x - b) */
+    double *gsum;   /* (rows, H) sum_c w_c d f / d z1 */
+    float *z0;      /* (H) the head's output at the baseline */
+    double *wd;     /* (H, D) the head's weights in float64, for the product */
 } mth_scratch;
 
 void mth_scratch_init(mth_scratch *sc, const eng_model *m, int cap);
