@@ -657,16 +657,13 @@ done:
 int h5_import_fashion_mnist(const char *src_dir, const char *out_path,
                             at_err *err) {
     AT_CHECK(src_dir && out_path);
-    int rc = h5u_mkdir_parents(out_path, err);
-    if (rc) return rc;
-    char *tmp = h5u_tmp_path(out_path);
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    char *tmp;
+    hid_t f = h5u_create_tmp(out_path, &tmp, err);
     if (f < 0) {
-        rc = at_err_set(err, AT_EIO, "%s: cannot create %s", out_path, tmp);
         free(tmp);
-        return rc;
+        return err->code;
     }
-    rc = import_split(f, out_path, "train", src_dir, "train-images-idx3-ubyte.gz",
+    int rc = import_split(f, out_path, "train", src_dir, "train-images-idx3-ubyte.gz",
                       "train-labels-idx1-ubyte.gz", 60000, err);
     if (rc == 0)
         rc = import_split(f, out_path, "test", src_dir, "t10k-images-idx3-ubyte.gz",
@@ -777,16 +774,12 @@ int h5_model_save(const char *path, const eng_model *m, h5_model_info *info,
     info->n_classes = m->out_features;
     model_hash(arch, m, info->sha256);
 
-    int rc = h5u_mkdir_parents(path, err);
-    if (rc) {
-        free(arch);
-        return rc;
-    }
-    char *tmp = h5u_tmp_path(path);
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    char *tmp;
+    int rc = 0;
+    hid_t f = h5u_create_tmp(path, &tmp, err);
     hid_t space = -1, d = -1, g = -1;
     if (f < 0) {
-        rc = at_err_set(err, AT_EIO, "%s: cannot create %s", path, tmp);
+        rc = err->code;
         goto done;
     }
     int32_t version = 2;
@@ -1495,18 +1488,17 @@ static hid_t write_plain(hid_t f, const char *name, hid_t type, int rank,
 int h5_write_logits(const char *path, const float *logits, const int32_t *labels,
                     int64_t row0, int64_t n, int n_classes, at_err *err) {
     AT_CHECK(path && (logits || n == 0) && row0 >= 0 && n >= 0 && n_classes >= 1);
-    int rc = h5u_mkdir_parents(path, err);
-    if (rc) return rc;
-    char *tmp = h5u_tmp_path(path);
+    int rc = 0;
+    char *tmp;
+    hid_t f = h5u_create_tmp(path, &tmp, err);
     int64_t *index = at_malloc((size_t)(n ? n : 1) * sizeof *index, "logits index");
     int32_t *cls = at_malloc((size_t)n_classes * sizeof *cls, "logits classes");
     for (int64_t i = 0; i < n; i++) index[i] = row0 + i;
     for (int c = 0; c < n_classes; c++) cls[c] = c;
     hsize_t dn = (hsize_t)n, dc = (hsize_t)n_classes, dl[2] = {dn, dc};
     hid_t ds_sample = -1, ds_class = -1, d_logits = -1, d_labels = -1, d_index = -1;
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (f < 0) {
-        rc = at_err_set(err, AT_EIO, "%s: cannot create %s", path, tmp);
+        rc = err->code;
         goto done;
     }
     ds_sample = write_plain(f, "sample", H5T_NATIVE_INT64, 1, &dn, index);

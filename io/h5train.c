@@ -490,15 +490,13 @@ int h5_dataset_write(const char *path, const char *source, const char *const *cl
         for (int e = 0; e < sp->n_extra; e++)
             AT_CHECK(sp->extra[e].n_dims >= 0 && sp->extra[e].n_dims <= 3);
     }
-    int rc = h5u_mkdir_parents(path, err);
-    if (rc) return rc;
-    char *tmp = h5u_tmp_path(path);
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    char *tmp;
+    hid_t f = h5u_create_tmp(path, &tmp, err);
     if (f < 0) {
-        rc = at_err_set(err, AT_EIO, "%s: cannot create %s", path, tmp);
         free(tmp);
-        return rc;
+        return err->code;
     }
+    int rc = 0;
     int32_t version = 1;
     if (h5u_attr_str(f, "format", "attrib-dataset") < 0 ||
         h5u_attr_scalar(f, "format_version", H5T_NATIVE_INT32, &version) < 0 ||

@@ -69,6 +69,14 @@ char *h5u_tmp_path(const char *path) {
 }
 
 /* Number of HDF5 objects other than the file itself still open in file. */
+hid_t h5u_create_tmp(const char *path, char **tmp, at_err *err) {
+    *tmp = h5u_tmp_path(path);
+    if (h5u_mkdir_parents(path, err)) return -1;
+    hid_t f = H5Fcreate(*tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (f < 0) at_err_set(err, AT_EIO, "%s: cannot create %s", path, *tmp);
+    return f;
+}
+
 static ssize_t open_objects(hid_t file) {
     return H5Fget_obj_count(file, H5F_OBJ_DATASET | H5F_OBJ_GROUP |
                                       H5F_OBJ_DATATYPE | H5F_OBJ_ATTR |

@@ -25,6 +25,10 @@ int h5u_number_type_ok(hid_t type, H5T_class_t cls);
 int h5u_mkdir_parents(const char *path, at_err *err);
 /* "<path>.tmp", malloc'd. */
 char *h5u_tmp_path(const char *path);
+/* Create <path>.tmp for a file written whole, parent directories first.
+ * *tmp receives the malloc'd temporary path in every case (the caller frees
+ * it, and unlinks it on failure); returns the file, or -1 with err set. */
+hid_t h5u_create_tmp(const char *path, char **tmp, at_err *err);
 /* Close a file we wrote; an object still open inside it is a bug of the
  * writer (the file would stay open): AT_EINTERNAL; a failed flush AT_EIO. */
 int h5u_close_written(hid_t *file, const char *path, at_err *err);
