@@ -59,6 +59,20 @@ def replay(d, case):
     return full
 
 
+def schedule_error(make, lr, got):
+    """Largest relative difference between attrib's per-epoch learning rates
+    got and those of the torch scheduler make(optimizer) at base lr."""
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=lr)
+    sch = make(opt)
+    want = []
+    for _ in got:
+        want.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sch.step()
+    return max(abs(a - b) / b for a, b in zip(got, want))
+
+
 def main():
     src = sys.argv[1]
     if src.endswith(".txt"):
@@ -79,26 +93,14 @@ def main():
         print(f"{case[0]:14s} max |engine - torch| = {err:.3g} (scale {scale:.3g}) "
               f"{'ok' if ok else 'MISMATCH'}")
     (lr, step_size, gamma), got = d["steplr"]
-    p = torch.nn.Parameter(torch.zeros(1))
-    opt = torch.optim.SGD([p], lr=lr)
-    sch = torch.optim.lr_scheduler.StepLR(opt, step_size=int(step_size), gamma=gamma)
-    want = []
-    for _ in got:
-        want.append(opt.param_groups[0]["lr"])
-        opt.step()
-        sch.step()
-    err = max(abs(a - b) / b for a, b in zip(got, want))
+    step = lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=int(step_size), gamma=gamma)
+    err = schedule_error(step, lr, got)
     bad += err > 1e-12
     print(f"StepLR         max relative difference {err:.3g}")
     (lr, t_max, eta_min), got = d["cosine"]
-    opt = torch.optim.SGD([p], lr=lr)
-    sch = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=int(t_max), eta_min=eta_min)
-    want = []
-    for _ in got:
-        want.append(opt.param_groups[0]["lr"])
-        opt.step()
-        sch.step()
-    err = max(abs(a - b) / b for a, b in zip(got, want))
+    cosine = lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=int(t_max),
+                                                                   eta_min=eta_min)
+    err = schedule_error(cosine, lr, got)
     bad += err > 1e-9
     print(f"CosineAnnealingLR max relative difference {err:.3g}")
     if bad:
