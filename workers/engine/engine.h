@@ -294,6 +294,24 @@ const float *eng_model_forward(const eng_model *m, eng_workspace *ws, const floa
 void eng_model_backward(const eng_model *m, eng_workspace *ws, const float *x,
                         const float *dlogits, int N, float *dx, float *dparams);
 
+/* A per-layer override of the float32 backward (attribution rules such as
+ * LRP, DeepLIFT, Guided Backprop replace some layers' backward). Called for
+ * each layer `layer`, from the output down, with its input `in` (N,
+ * in_numel; the first source for `add`), output `out`, output gradient
+ * `dout` (N, out_numel), and `din` (N, in_numel), where the layer's input
+ * gradient ACCUMULATES: the source layer's eng_ws_grad, the model's dx, or
+ * NULL when nothing needs it. Returns 1 when it has done din += ... itself
+ * (for `add`, the second source's gradient too), 0 to let the engine run
+ * the layer's own backward. */
+typedef int (*eng_bwd_hook)(void *ctx, const eng_model *m, int layer, const float *in,
+                            const float *out, const float *dout, float *din, int N);
+/* eng_model_backward without parameter gradients, with hook h (ctx is
+ * passed through) deciding layer by layer. dx (N, D) overwritten if not
+ * NULL; every layer's output gradient is left in eng_ws_grad. */
+void eng_model_backward_hook(const eng_model *m, eng_workspace *ws, const float *x,
+                             const float *dlogits, int N, float *dx, eng_bwd_hook h,
+                             void *ctx);
+
 /* Number of BLAS threads the engine uses (default: OpenBLAS's own). */
 void eng_set_threads(int n);
 
