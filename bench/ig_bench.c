@@ -61,8 +61,8 @@ int main(int argc, char **argv) {
     int32_t *target = malloc(sizeof(int32_t) * block_rows);
     for (int r = 0; r < block_rows; r++) target[r] = r % C;
     mth_spec s = {.kind = MTH_INTEGRATED_GRADIENTS, .n_steps = n_steps,
-                  .quadrature = MTH_QUAD_GAUSS_LEGENDRE};
-    mth_plan(&s, &err);
+                  .quadrature = MTH_QUAD_GAUSS_LEGENDRE, .D = D};
+    mth_plan(&s, &m, &err);
     mth_scratch sc;
     mth_scratch_init(&sc, &m, 2048);
     double *partial = malloc(sizeof(double) * block_rows * D);
@@ -74,8 +74,10 @@ int main(int argc, char **argv) {
         for (int r0 = 0; r0 < n_inputs; r0 += block_rows) {
             int R = n_inputs - r0 < block_rows ? n_inputs - r0 : block_rows;
             memset(partial, 0, sizeof(double) * R * D);
-            mth_run_unit(&s, &m, &sc, x + (size_t)r0 * D, baseline, target, R, 0, n_steps, partial);
-            mth_finalize(&s, partial, x + (size_t)r0 * D, baseline, R, D, scores);
+            mth_rows rows = {.x = x + (size_t)r0 * D, .baseline = baseline, .target = target,
+                             .R = R, .row0 = r0};
+            mth_run_unit(&s, &m, &sc, &rows, 0, n_steps, partial);
+            mth_finalize(&s, &m, &sc, &rows, partial, scores);
         }
         double t = at_now() - t0;
         if (t < best) best = t;

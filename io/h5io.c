@@ -461,6 +461,99 @@ int h5_dataset_mean(const char *path, const char *split, double *mean,
     return rc;
 }
 
+int h5_dataset_reference_rows(const char *path, const char *split, int64_t n,
+                              int64_t n_features, float **out, int64_t *n_out,
+                              at_err *err) {
+    AT_CHECK(n >= 1 && n_features >= 1 && out && n_out);
+    *out = NULL;
+    *n_out = 0;
+    h5_reader *r = NULL;
+    h5_dataset_info info;
+    int rc = h5_reader_open(&r, path, split, &info, err);
+    if (rc) return rc;
+    if (info.n_features != n_features)
+        rc = at_err_set(err, AT_EUSER, "%s: dataset /%s/images: rows have %lld features %s, "
+                        "expected %lld (reference rows)", path, split,
+                        (long long)info.n_features,
+                        shape_text_i64(info.n_feat_dims, info.feat_shape).s,
+                        (long long)n_features);
+    else if (info.n_rows == 0)
+        rc = at_err_set(err, AT_EUSER, "%s: dataset /%s/images has no rows (reference rows "
+                        "need at least one)", path, split);
+    if (rc) {
+        h5_reader_close(r);
+        return rc;
+    }
+    int64_t m = info.n_rows < n ? info.n_rows : n;
+    size_t D = (size_t)n_features;
+    float *x = at_malloc((size_t)m * D * sizeof *x, "reference rows");
+    for (int64_t k = 0; k < m && rc == 0; k++) {
+        int64_t row = m == info.n_rows ? k : (int64_t)((double)k * info.n_rows / m);
+        rc = h5_reader_read(r, row, row + 1, x + (size_t)k * D, NULL, err);
+        for (size_t j = 0; rc == 0 && j < D; j++)
+            if (!isfinite(x[(size_t)k * D + j]))
+                rc = at_err_set(err, AT_EUSER, "%s: dataset /%s/images: row %lld has a "
+                                "non-finite value at feature %zu; reference rows must be "
+                                "finite", path, split, (long long)row, j);
+    }
+    h5_reader_close(r);
+    if (rc) {
+        free(x);
+        return rc;
+    }
+    *out = x;
+    *n_out = m;
+    return 0;
+}
+
+int h5_dataset_read_groups(const char *path, const char *name, int64_t n_features,
+                           int32_t *group, int *n_groups, at_err *err) {
+    AT_CHECK(path && name && group && n_groups && n_features >= 1);
+    hid_t f = path_exists(path) ? H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT) : -1;
+    if (f < 0) return at_err_set(err, AT_EUSER, "%s: cannot open the data file", path);
+    int rc = 0;
+    hid_t d = H5Lexists(f, name, H5P_DEFAULT) > 0 ? H5Dopen2(f, name, H5P_DEFAULT) : -1;
+    hid_t t = d >= 0 ? H5Dget_type(d) : -1, sp = d >= 0 ? H5Dget_space(d) : -1;
+    hssize_t n = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    if (d < 0)
+        rc = at_err_set(err, AT_EUSER, "%s: feature_mask: no dataset %s", path, name);
+    else if (H5Tget_class(t) != H5T_INTEGER)
+        rc = at_err_set(err, AT_EUSER, "%s: feature_mask: dataset %s is not of an integer "
+                        "type (expected group numbers 0..P-1)", path, name);
+    else if (n != (hssize_t)n_features)
+        rc = at_err_set(err, AT_EUSER, "%s: feature_mask: dataset %s has %lld elements, "
+                        "expected %lld (one group number per feature of a row)", path, name,
+                        (long long)n, (long long)n_features);
+    else if (H5Dread(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, group) < 0)
+        rc = at_err_set(err, AT_EUSER, "%s: feature_mask: cannot read dataset %s", path, name);
+    int32_t hi = -1;
+    for (int64_t i = 0; rc == 0 && i < n_features; i++) {
+        if (group[i] < 0 || group[i] >= n_features) {
+            rc = at_err_set(err, AT_EUSER, "%s: feature_mask: %s[%lld] = %d; expected a group "
+                            "number in 0..%lld", path, name, (long long)i, group[i],
+                            (long long)n_features - 1);
+            break;
+        }
+        if (group[i] > hi) hi = group[i];
+    }
+    if (rc == 0) {
+        uint8_t *seen = at_calloc((size_t)hi + 1, 1, "group check");
+        for (int64_t i = 0; i < n_features; i++) seen[group[i]] = 1;
+        for (int32_t g = 0; g <= hi && rc == 0; g++)
+            if (!seen[g])
+                rc = at_err_set(err, AT_EUSER, "%s: feature_mask: %s has no feature in group "
+                                "%d (groups must be numbered 0..P-1 without gaps; max %d)",
+                                path, name, g, hi);
+        free(seen);
+        *n_groups = hi + 1;
+    }
+    if (sp >= 0) H5Sclose(sp);
+    if (t >= 0) H5Tclose(t);
+    if (d >= 0) H5Dclose(d);
+    H5Fclose(f);
+    return rc;
+}
+
 int h5_dataset_class_names(const char *path, char **names, int cap) {
     AT_CHECK(path && names && cap >= 0);
     hid_t f = path_exists(path) ? H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT) : -1;

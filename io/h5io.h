@@ -111,6 +111,20 @@ void h5_reader_close(h5_reader *r);
 int h5_dataset_mean(const char *path, const char *split, double *mean,
                     int64_t n_features, at_err *err);
 
+/* n rows of a split taken evenly spaced (row floor(k * N / n), k < n; all
+ * N rows when N <= n) as reference baselines: *out (n_out, n_features)
+ * float32, caller frees. Non-finite values and a width other than
+ * n_features are AT_EUSER naming the file, split and row. */
+int h5_dataset_reference_rows(const char *path, const char *split, int64_t n,
+                              int64_t n_features, float **out, int64_t *n_out,
+                              at_err *err);
+
+/* Feature groups: integer dataset `name` of the data file with exactly
+ * n_features elements (any shape), values 0..P-1 with every group present.
+ * Returns 0 and *n_groups = P, or AT_EUSER naming the file and dataset. */
+int h5_dataset_read_groups(const char *path, const char *name, int64_t n_features,
+                           int32_t *group, int *n_groups, at_err *err);
+
 /* Class names from the dataset root attribute class_names; returns the
  * count stored in names (at most cap), 0 when absent or unreadable.
  * names[i] are malloc'd; caller frees. */

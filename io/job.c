@@ -59,6 +59,7 @@ typedef enum {
     T_LAYERS,      /* job.n_layers, job.layers (arch.h) */
     T_SHAPE,       /* job.input_ndim, job.input_shape */
     T_BETAS,       /* job.beta1, job.beta2 */
+    T_DIMS,        /* int count at .off, int[3] at .off2: 1 to 3 integers >= 1 */
     T_DURATION,    /* double seconds: a number, or "90s", "30m", "2h", "1d",
                       "MM:SS", "HH:MM:SS", "D-HH:MM:SS" (SLURM's forms) */
 } ftype;
@@ -82,6 +83,7 @@ typedef struct {
     const char *const *names; /* T_ENUM: NULL-terminated */
     int base0;      /* T_ENUM: the value is the index (an engine enum), not index + 1 */
     int when;       /* train fields: the setting they belong to (W_*), 0 = always */
+    size_t off2;    /* T_DIMS: the array */
 } rule;
 
 /* Train fields that belong to one optimizer, schedule or loss: given for
@@ -96,12 +98,42 @@ enum { W_ALWAYS = 0, W_SGD, W_ADAM, W_STEP, W_COSINE, W_XENT };
 #define K_SAL KB(JOB_METHOD_SALIENCY)
 #define K_IXG KB(JOB_METHOD_INPUT_X_GRADIENT)
 #define K_IG KB(JOB_METHOD_INTEGRATED_GRADIENTS)
-#define K_ALL (K_SAL | K_IXG | K_IG)
+#define K_EG KB(JOB_METHOD_EXPECTED_GRADIENTS)
+#define K_GS KB(JOB_METHOD_GRADIENT_SHAP)
+#define K_DL KB(JOB_METHOD_DEEPLIFT)
+#define K_LRP KB(JOB_METHOD_LRP)
+#define K_GBP KB(JOB_METHOD_GUIDED_BACKPROP)
+#define K_DECONV KB(JOB_METHOD_DECONVOLUTION)
+#define K_CAM KB(JOB_METHOD_GRAD_CAM)
+#define K_OCC KB(JOB_METHOD_OCCLUSION)
+#define K_ABL KB(JOB_METHOD_FEATURE_ABLATION)
+#define K_PERM KB(JOB_METHOD_FEATURE_PERMUTATION)
+#define K_SHAP KB(JOB_METHOD_SHAPLEY_SAMPLING)
+#define K_KSHAP KB(JOB_METHOD_KERNEL_SHAP)
+#define K_LIME KB(JOB_METHOD_LIME)
+#define K_SOBOL KB(JOB_METHOD_SOBOL)
+#define K_RISE KB(JOB_METHOD_RISE)
+#define K_ALL ((KB(JOB_METHOD_RISE + 1) - 1) & ~1u)
+/* gradient kinds: the ones the noise wrapper (SmoothGrad) can wrap */
+#define K_GRAD (K_SAL | K_IXG | K_IG | K_EG | K_GS | K_DL | K_LRP | K_GBP | K_DECONV)
+/* kinds with a baseline (the value a removed feature takes) */
+#define K_BASE (K_IG | K_DL | K_OCC | K_ABL | K_SHAP | K_KSHAP | K_LIME | K_SOBOL | K_RISE)
+#define K_GROUPS (K_ABL | K_PERM | K_SHAP | K_KSHAP | K_LIME)
+#define K_SAMPLES (K_EG | K_GS | K_SHAP | K_KSHAP | K_LIME | K_SOBOL | K_RISE)
 #define JOFF(m) offsetof(job, m)
 #define MOFF(m) offsetof(job_method, m)
 
-static const char *const KIND_NAMES[] = {"saliency", "input_x_gradient",
-                                         "integrated_gradients", NULL};
+static const char *const KIND_NAMES[] = {
+    "saliency", "input_x_gradient", "integrated_gradients", "expected_gradients",
+    "gradient_shap", "deeplift", "lrp", "guided_backprop", "deconvolution", "grad_cam",
+    "occlusion", "feature_ablation", "feature_permutation", "shapley_sampling",
+    "kernel_shap", "lime", "sobol", "rise", NULL};
+_Static_assert(JOB_METHOD_RISE == 18 && JOB_METHOD_RISE < 31, "KIND_NAMES, KB bits");
+static const char *const NOISE_NAMES[] = {"none", "smoothgrad", "smoothgrad_sq", "vargrad",
+                                          NULL};
+static const char *const LRP_NAMES[] = {"epsilon", "gamma", "zplus", "alpha_beta", NULL};
+static const char *const DIST_NAMES[] = {"cosine", "l2", NULL};
+static const char *const CURVE_NAMES[] = {"probability", "logit", NULL};
 static const char *const QUAD_NAMES[] = {"riemann_left", "riemann_right",
                                          "riemann_middle", "riemann_trapezoid",
                                          "gauss_legendre", NULL};
@@ -164,8 +196,11 @@ _Static_assert(ENG_LOSS_XENT == 0 && ENG_LOSS_MSE == 1, "LOSS_NAMES");
       .t = T_NAME, .req = P_ALL, .kinds = K_ALL, .off = MOFF(name),            \
       .cap = JOB_NAME_MAX)                                                     \
     X("methods[].kind", "enum", "required",                                    \
-      "saliency, input_x_gradient or integrated_gradients; decides which "     \
-      "other fields the method takes.",                                        \
+      "saliency, input_x_gradient, integrated_gradients, expected_gradients, " \
+      "gradient_shap, deeplift, lrp, guided_backprop, deconvolution, "         \
+      "grad_cam, occlusion, feature_ablation, feature_permutation, "           \
+      "shapley_sampling, kernel_shap, lime, sobol or rise (docs/methods.md); " \
+      "decides which other fields the method takes.",                         \
       .t = T_ENUM, .req = P_ALL, .kinds = K_ALL, .off = MOFF(kind),            \
       .names = KIND_NAMES)                                                     \
     X("methods[].target", "enum or integer", "predicted",                      \
@@ -182,22 +217,57 @@ _Static_assert(ENG_LOSS_XENT == 0 && ENG_LOSS_MSE == 1, "LOSS_NAMES");
       .t = T_ENUM, .kinds = K_IG, .off = MOFF(quadrature),                     \
       .names = QUAD_NAMES)                                                     \
     X("methods[].baseline", "enum", "zero",                                    \
-      "integrated_gradients: zero, constant (every feature baseline_value) "   \
-      "or mean (per-feature mean over baseline_split).",                       \
-      .t = T_ENUM, .kinds = K_IG, .off = MOFF(baseline),                       \
+      "Methods that remove features (integrated_gradients, deeplift, "         \
+      "occlusion, feature_ablation, shapley_sampling, kernel_shap, lime, "     \
+      "sobol, rise): the value a removed feature takes: zero, constant "       \
+      "(every feature baseline_value) or mean (per-feature mean over "         \
+      "baseline_split).",                                                      \
+      .t = T_ENUM, .kinds = K_BASE, .off = MOFF(baseline),                       \
       .names = BASELINE_NAMES)                                                 \
     X("methods[].baseline_value", "number", "0.0",                             \
-      "integrated_gradients with baseline: constant only: the value of "       \
-      "every baseline feature.",                                               \
-      .t = T_NUMBER, .kinds = K_IG, .off = MOFF(baseline_value))               \
+      "baseline: constant only: the value of every baseline feature.",         \
+      .t = T_NUMBER, .kinds = K_BASE, .off = MOFF(baseline_value))               \
     X("methods[].baseline_split", "string", "\"train\"",                       \
-      "integrated_gradients with baseline: mean only: the split whose "        \
-      "per-feature mean is the baseline.",                                     \
-      .t = T_STRING, .kinds = K_IG, .off = MOFF(baseline_split),               \
+      "baseline: mean only: the split whose per-feature mean is the "          \
+      "baseline.",                                                             \
+      .t = T_STRING, .kinds = K_BASE, .off = MOFF(baseline_split),               \
       .cap = JOB_NAME_MAX, .nonempty = 1)                                      \
     X("methods[].abs", "boolean", "true",                                      \
       "saliency: true = absolute value of the gradient, false = signed.",      \
       .t = T_BOOL, .kinds = K_SAL, .off = MOFF(abs_value))                     \
+    X("methods[].n_samples", "integer", "50 (shapley_sampling 25, kernel_shap 200, lime 200, sobol 32, rise 2000)", "Sampled methods, 1..10000000: baselines drawn (expected_gradients, " "gradient_shap), permutations (shapley_sampling), coalitions " "(kernel_shap, lime), quasi-Monte-Carlo points (sobol) or masks " "(rise).", .t = T_INT, .kinds = K_SAMPLES, .off = MOFF(n_samples), .lo = 1, .hi = 10000000) \
+    X("methods[].reference_split", "string", "\"train\"", "expected_gradients, gradient_shap: the split whose rows are the " "reference baselines.", .t = T_STRING, .kinds = K_EG | K_GS, .off = MOFF(reference_split), .cap = JOB_NAME_MAX, .nonempty = 1) \
+    X("methods[].n_references", "integer", "1000", "expected_gradients, gradient_shap: reference rows taken evenly " "spaced from reference_split, 1..1000000 (all rows when the split has" " fewer).", .t = T_INT, .kinds = K_EG | K_GS, .off = MOFF(n_references), .lo = 1, .hi = 1000000) \
+    X("methods[].stdev", "number", "0.0", "gradient_shap: standard deviation of the Gaussian noise added to the" " input per draw, >= 0.", .t = T_NUMBER, .kinds = K_GS, .off = MOFF(stdev), .num = NUM_NONNEG) \
+    X("methods[].noise", "enum", "none", "Gradient methods: none, smoothgrad (mean over noisy copies of the " "input), smoothgrad_sq (mean of squares) or vargrad (variance).", .t = T_ENUM, .kinds = K_GRAD, .off = MOFF(noise), .names = NOISE_NAMES, .base0 = 1) \
+    X("methods[].noise_samples", "integer", "20", "noise other than none: noisy copies per row, 1..1000000.", .t = T_INT, .kinds = K_GRAD, .off = MOFF(noise_samples), .lo = 1, .hi = 1000000) \
+    X("methods[].noise_sigma", "number", "0.15", "noise other than none: noise standard deviation as a fraction of the" " row's max - min, > 0.", .t = T_NUMBER, .kinds = K_GRAD, .off = MOFF(noise_sigma), .num = NUM_POS) \
+    X("methods[].rule", "enum", "epsilon", "lrp: epsilon, gamma, zplus or alpha_beta (the rule of linear and " "conv layers).", .t = T_ENUM, .kinds = K_LRP, .off = MOFF(lrp_rule), .names = LRP_NAMES) \
+    X("methods[].epsilon", "number", "1e-6", "lrp: the stabiliser added to denominators, > 0.", .t = T_NUMBER, .kinds = K_LRP, .off = MOFF(epsilon), .num = NUM_POS) \
+    X("methods[].gamma", "number", "0.25", "lrp with rule gamma only: weight of the positive part, >= 0.", .t = T_NUMBER, .kinds = K_LRP, .off = MOFF(gamma), .num = NUM_NONNEG) \
+    X("methods[].alpha", "number", "2.0", "lrp with rule alpha_beta only: weight of positive contributions, > " "0, alpha - beta = 1.", .t = T_NUMBER, .kinds = K_LRP, .off = MOFF(alpha), .num = NUM_POS) \
+    X("methods[].beta", "number", "1.0", "lrp with rule alpha_beta only: weight of negative contributions, >= " "0.", .t = T_NUMBER, .kinds = K_LRP, .off = MOFF(beta), .num = NUM_NONNEG) \
+    X("methods[].layer", "string", "required", "grad_cam: name of the layer whose (C, H, W) output is weighted (e.g." " a conv2d or its relu); required by grad_cam.", .t = T_STRING, .kinds = K_CAM, .off = MOFF(layer), .cap = JOB_NAME_MAX, .nonempty = 1) \
+    X("methods[].window", "list", "[4, 4]", "occlusion: window size along the last 1 to 3 dims of a row (earlier " "dims are covered whole), integers >= 1.", .t = T_DIMS, .kinds = K_OCC, .off = MOFF(n_window), .off2 = MOFF(window)) \
+    X("methods[].stride", "list", "—", "occlusion: the window's step along the same dims; absent = the " "window.", .t = T_DIMS, .kinds = K_OCC, .off = MOFF(n_stride), .off2 = MOFF(stride)) \
+    X("methods[].patch", "list", "—", "Feature groups (feature_ablation, feature_permutation, " "shapley_sampling, kernel_shap, lime): a regular grid of patches of " "this size along the last 1 or 2 dims (channels share a patch); " "absent (and no feature_mask) = every feature its own group.", .t = T_DIMS, .kinds = K_GROUPS, .off = MOFF(n_patch), .off2 = MOFF(patch)) \
+    X("methods[].feature_mask", "string", "\"\"", "Feature groups from a dataset of the data file (e.g. " "/masks/superpixels): integers 0..P-1 of one row's shape (or flat), " "every group present; \"\" = none.", .t = T_STRING, .kinds = K_GROUPS, .off = MOFF(feature_mask), .cap = JOB_NAME_MAX) \
+    X("methods[].distance", "enum", "cosine", "lime: distance of a coalition to the input in the interpretable " "space: cosine or l2.", .t = T_ENUM, .kinds = K_LIME, .off = MOFF(distance), .names = DIST_NAMES) \
+    X("methods[].kernel_width", "number", "0.0", "lime: width w of the kernel exp(-d^2/w^2), >= 0; 0 = 1.0 for cosine," " 0.75 sqrt(P) for l2.", .t = T_NUMBER, .kinds = K_LIME, .off = MOFF(kernel_width), .num = NUM_NONNEG) \
+    X("methods[].ridge", "number", "1.0", "lime: ridge penalty of the weighted linear fit (the intercept is not" " penalised), >= 0.", .t = T_NUMBER, .kinds = K_LIME, .off = MOFF(ridge), .num = NUM_NONNEG) \
+    X("methods[].grid", "integer", "8 (rise 7)", "sobol, rise: mask cells per side of the coarse grid, 1..4096.", .t = T_INT, .kinds = K_SOBOL | K_RISE, .off = MOFF(grid), .lo = 1, .hi = 4096) \
+    X("methods[].keep_prob", "number", "0.5", "rise: probability that a cell is kept, in (0, 1).", .t = T_NUMBER, .kinds = K_RISE, .off = MOFF(keep_prob), .num = NUM_POS) \
+    X("metrics", "mapping", "{}", "Evaluation metrics of every method, written under /metrics/<method>/" " (docs/methods.md).", .t = T_SECTION) \
+    X("metrics.curves", "boolean", "false", "Deletion and insertion curves, most- and least-relevant first, and " "their areas.", .t = T_BOOL, .off = JOFF(metrics.curves)) \
+    X("metrics.curve_steps", "integer", "20", "Points of each curve after the start, 1..100000.", .t = T_INT, .off = JOFF(metrics.curve_steps), .lo = 1, .hi = 100000) \
+    X("metrics.curve_output", "enum", "probability", "What the curves follow: probability (softmax of the target) or " "logit.", .t = T_ENUM, .off = JOFF(metrics.curve_logit), .names = CURVE_NAMES, .base0 = 1) \
+    X("metrics.fill_value", "number", "0.0", "Value of deleted (or not yet inserted) features on the curves.", .t = T_NUMBER, .off = JOFF(metrics.fill_value)) \
+    X("metrics.infidelity", "integer", "0", "Infidelity: Gaussian perturbations per row, 0..100000; 0 = off.", .t = T_INT, .off = JOFF(metrics.infidelity), .lo = 0, .hi = 100000) \
+    X("metrics.infidelity_sigma", "number", "0.1", "Infidelity: standard deviation of the perturbations, > 0.", .t = T_NUMBER, .off = JOFF(metrics.infidelity_sigma), .num = NUM_POS) \
+    X("metrics.sensitivity", "integer", "0", "Sensitivity-max: perturbed copies per row, each attributed again " "(costs that many times the method), 0..10000; 0 = off.", .t = T_INT, .off = JOFF(metrics.sensitivity), .lo = 0, .hi = 10000) \
+    X("metrics.sensitivity_radius", "number", "0.02", "Sensitivity-max: radius of the L-infinity ball of the perturbations," " > 0.", .t = T_NUMBER, .off = JOFF(metrics.sensitivity_radius), .num = NUM_POS) \
+    X("metrics.agreement", "boolean", "false", "Spearman, Kendall and top-k agreement of every pair of methods, per " "row.", .t = T_BOOL, .off = JOFF(metrics.agreement)) \
+    X("metrics.top_k", "integer", "20", "Agreement: the k of the top-k overlap, 1..1000000.", .t = T_INT, .off = JOFF(metrics.top_k), .lo = 1, .hi = 1000000) \
     X("run", "mapping", "{}", "How the work is cut into units and run.",       \
       .t = T_SECTION)                                                          \
     X("run.scheduler", "enum", "static",                                       \
@@ -609,6 +679,27 @@ static int conv_shape(const yt_ctx *c, const yt_node *v, const char *path, job *
     return 0;
 }
 
+/* A list of 1 to 3 integers >= 1 (window, stride, patch). */
+static int conv_dims(const yt_ctx *c, const yt_node *v, const char *path, int *n,
+                     int *dims) {
+    char got[YT_SHOW_MAX + 64], ipath[128];
+    const char *what = "a list of 1 to 3 integers >= 1 (e.g. [4, 4])";
+    if (v->type != YT_SEQ) return yt_fail_at(c, v, path, what, show(v, got, sizeof got));
+    if (v->n < 1 || v->n > 3) {
+        snprintf(got, sizeof got, "%d entries", v->n);
+        return yt_fail_at(c, v, path, what, got);
+    }
+    for (int i = 0; i < v->n; i++) {
+        uint64_t d;
+        snprintf(ipath, sizeof ipath, "%s[%d]", path, i);
+        if (yt_conv_int(c, v->ent[i].val, ipath, 1, 1 << 20, "an integer in 1..1048576", 1, &d))
+            return c->err->code;
+        dims[i] = (int)d;
+    }
+    *n = v->n;
+    return 0;
+}
+
 /* train.betas: two numbers in [0, 1). */
 static int conv_betas(const yt_ctx *c, const yt_node *v, const char *path, job *j) {
     char got[YT_SHOW_MAX + 64];
@@ -713,18 +804,42 @@ static int conv(const yt_ctx *c, int ri, const char *path, const yt_node *v,
     }
     case T_SHAPE: return conv_shape(c, v, path, base);
     case T_BETAS: return conv_betas(c, v, path, base);
+    case T_DIMS:
+        return conv_dims(c, v, path, (int *)(void *)dst,
+                         (int *)(void *)((char *)base + r->off2));
     case T_SECTION:
     case T_METHODS: break;
     }
     return at_err_set(c->err, AT_EINTERNAL, "job: %s: no converter", path);
 }
 
-/* Apply rule ri's default (YAML text in the table) to base. */
-static void apply_default(int ri, void *base) {
+/* The default text of rule ri for method kind `kind` (0 = not a method
+ * field). A default may name values of some kinds after the common one:
+ * "50 (shapley_sampling 25, kernel_shap 200)". */
+static void default_text(int ri, int kind, char *out, size_t cap) {
+    const char *d = DOCS[ri].deflt, *paren = strstr(d, " (");
+    size_t n = paren ? (size_t)(paren - d) : strlen(d);
+    snprintf(out, cap, "%.*s", (int)n, d);
+    if (!paren || !kind) return;
+    const char *name = job_method_kind_name((job_method_kind)kind);
+    size_t ln = strlen(name);
+    for (const char *q = paren + 2; *q && *q != ')';) {
+        const char *end = q + strcspn(q, ",)");
+        if ((size_t)(end - q) > ln && !strncmp(q, name, ln) && q[ln] == ' ')
+            snprintf(out, cap, "%.*s", (int)(end - q - ln - 1), q + ln + 1);
+        q = *end == ',' ? end + 2 : end;
+    }
+}
+
+/* Apply rule ri's default (YAML text in the table) for method kind `kind`
+ * (0 outside methods) to base. */
+static void apply_default(int ri, void *base, int kind) {
     at_err e = {0};
     yt_ctx dc = {"<schema default>", NULL, 0, &e};
     yt_node *v = NULL;
-    int rc = yt_read(&dc, DOCS[ri].deflt, -1, &v);
+    char text[128];
+    default_text(ri, kind, text, sizeof text);
+    int rc = yt_read(&dc, text, -1, &v);
     if (!rc && v) rc = conv(&dc, ri, DOCS[ri].path, v, base);
     if (rc || !v) fprintf(stderr, "attrib: bad schema default: %s\n", e.msg);
     AT_CHECK(rc == 0 && v != NULL);
@@ -789,6 +904,18 @@ static int fill_section(const yt_ctx *c, int si, const yt_node *v, job *j,
     return 0;
 }
 
+/* Why field `key` of method m does nothing with m's other settings (NULL
+ * when it is used): given, it is an error; emitting, it is left out. */
+static const char *method_field_unused(const job_method *m, const char *key) {
+    if ((!strcmp(key, "noise_samples") || !strcmp(key, "noise_sigma")) && m->noise == 0)
+        return "only used with noise other than none";
+    if (!strcmp(key, "gamma") && m->lrp_rule != 2) return "only used with rule: gamma";
+    if ((!strcmp(key, "alpha") || !strcmp(key, "beta")) && m->lrp_rule != 4)
+        return "only used with rule: alpha_beta";
+    if (!strcmp(key, "feature_mask") && !m->feature_mask[0]) return "empty";
+    return NULL;
+}
+
 /* Method mapping v into m (zeroed by the caller); idx names it in messages.
  * Order: unknown keys, kind, defaults of the kind, fields (each must belong
  * to the kind), name, cross-field rules. */
@@ -811,7 +938,7 @@ static int fill_method(const yt_ctx *c, int idx, const yt_node *v, job_method *m
     if (conv(c, r_kind, path, at[r_kind], m)) return c->err->code;
     unsigned kb = KB(m->kind);
     for (int ri = 0; ri < N_RULES; ri++)
-        if ((RULES[ri].kinds & kb) && has_default(ri)) apply_default(ri, m);
+        if ((RULES[ri].kinds & kb) && has_default(ri)) apply_default(ri, m, (int)m->kind);
     for (int i = 0; i < v->n; i++) {
         int ri = find_rule("methods[]", v->ent[i].key);
         snprintf(path, sizeof path, "%s.%s", base, v->ent[i].key);
@@ -853,6 +980,46 @@ static int fill_method(const yt_ctx *c, int idx, const yt_node *v, job_method *m
         return yt_fail(c, at[r_bsplit]->line, at[r_bsplit]->set, path,
                     "only used with baseline: mean (baseline is %s)",
                     job_baseline_name(m->baseline));
+    }
+    for (int i = 0; i < v->n; i++) {
+        const char *why = method_field_unused(m, v->ent[i].key);
+        if (why && strcmp(why, "empty")) {
+            snprintf(path, sizeof path, "%s.%s", base, v->ent[i].key);
+            return yt_fail(c, v->ent[i].line, v->ent[i].set, path, "%s", why);
+        }
+    }
+    const yt_node *here = v;
+    if (m->kind == JOB_METHOD_GRAD_CAM && !m->layer[0]) {
+        snprintf(path, sizeof path, "%s.layer", base);
+        return yt_fail(c, v->line, v->set, path,
+                       "required field is missing (the name of a layer with a (C, H, W) "
+                       "output)");
+    }
+    if (m->kind == JOB_METHOD_LRP && m->lrp_rule == 4 && fabs(m->alpha - m->beta - 1.0) > 1e-12) {
+        int ri = rule_index("methods[].alpha");
+        here = at[ri] ? at[ri] : at[rule_index("methods[].beta")];
+        snprintf(path, sizeof path, "%s.alpha", base);
+        return yt_fail(c, here->line, here->set, path,
+                       "alpha - beta must be 1 (relevance is conserved), got alpha %g, beta %g",
+                       m->alpha, m->beta);
+    }
+    if (m->kind == JOB_METHOD_RISE && !(m->keep_prob < 1.0)) {
+        here = at[rule_index("methods[].keep_prob")];
+        snprintf(path, sizeof path, "%s.keep_prob", base);
+        return yt_fail(c, here->line, here->set, path, "expected a number in (0, 1), got %g",
+                       m->keep_prob);
+    }
+    if (m->n_patch && m->feature_mask[0]) {
+        here = at[rule_index("methods[].feature_mask")];
+        snprintf(path, sizeof path, "%s.feature_mask", base);
+        return yt_fail(c, here->line, here->set, path,
+                       "give patch or feature_mask, not both");
+    }
+    if (m->n_stride && m->n_stride != m->n_window) {
+        here = at[rule_index("methods[].stride")];
+        snprintf(path, sizeof path, "%s.stride", base);
+        return yt_fail(c, here->line, here->set, path,
+                       "has %d dims but window has %d", m->n_stride, m->n_window);
     }
     if (m->baseline != JOB_BASELINE_CONSTANT) m->baseline_value = 0.0;
     if (m->baseline != JOB_BASELINE_MEAN)
@@ -981,7 +1148,7 @@ static int fill_job(const yt_ctx *c, const yt_node *root, job_purpose purpose, j
     for (int ri = 0; ri < N_RULES; ri++)
         if (!strstr(DOCS[ri].path, "[]") && strchr(DOCS[ri].path, '.') &&
             has_default(ri))
-            apply_default(ri, j);
+            apply_default(ri, j, 0);
     if (check_dups(c, root, NULL)) return c->err->code;
     for (int i = 0; i < root->n; i++) {
         const yt_entry *e = &root->ent[i];
@@ -1232,6 +1399,7 @@ static int emit_field(yt_buf *b, int ri, const void *base, const char *indent) {
     if (r->t == T_HIDDEN && j->n_hidden == 0) return 0;
     if (r->t == T_LAYERS && j->n_layers == 0) return 0;
     if (r->t == T_SHAPE && j->input_ndim == 0) return 0;
+    if (r->t == T_DIMS && *(const int *)(const void *)src == 0) return 0;
     if (r->when && !applies(j, r->when)) return 0;
     if (r->t == T_LAYERS) { /* one flow mapping per line, below the key */
         char in2[32];
@@ -1276,6 +1444,14 @@ static int emit_field(yt_buf *b, int ri, const void *base, const char *indent) {
             yt_add(b, "%s%d", i ? ", " : "", j->input_shape[i]);
         yt_add(b, "]");
         break;
+    case T_DIMS: {
+        const int *dims = (const int *)(const void *)((const char *)base + r->off2);
+        yt_add(b, "[");
+        for (int i = 0; i < *(const int *)(const void *)src; i++)
+            yt_add(b, "%s%d", i ? ", " : "", dims[i]);
+        yt_add(b, "]");
+        break;
+    }
     case T_BETAS:
         yt_add(b, "[");
         yt_emit_num(b, j->beta1);
@@ -1311,8 +1487,26 @@ static void emit_method(yt_buf *b, const job_method *m) {
             continue;
         if (!strcmp(key, "baseline_split") && m->baseline != JOB_BASELINE_MEAN)
             continue;
+        if (method_field_unused(m, key)) continue;
         if (emit_field(b, ri, m, first ? "  - " : "    ")) first = 0;
     }
+}
+
+char *job_method_emit(const job_method *m) {
+    AT_CHECK(m != NULL);
+    yt_buf b = {0};
+    emit_method(&b, m);
+    /* one "key: value" per line, without the list's indentation */
+    yt_buf out = {0};
+    for (const char *q = b.s ? b.s : ""; *q;) {
+        const char *eol = strchr(q, '\n');
+        size_t n = eol ? (size_t)(eol - q) + 1 : strlen(q);
+        if (n >= 4) yt_add(&out, "%.*s", (int)(n - 4), q + 4);
+        q += n;
+    }
+    free(b.s);
+    if (!out.s) yt_add(&out, "%s", "");
+    return yt_take(&out);
 }
 
 /* Sections in schema order; an unset path, an empty hidden list or methods

@@ -43,10 +43,27 @@
 #define JOB_MAX_HIDDEN 16
 #define JOB_MAX_LAYERS ENG_MAX_LAYERS
 
+/* Method kinds, in the order of methods.h's mth_kind (the pipeline maps
+ * one onto the other by value). */
 typedef enum {
     JOB_METHOD_SALIENCY = 1,
     JOB_METHOD_INPUT_X_GRADIENT,
     JOB_METHOD_INTEGRATED_GRADIENTS,
+    JOB_METHOD_EXPECTED_GRADIENTS,
+    JOB_METHOD_GRADIENT_SHAP,
+    JOB_METHOD_DEEPLIFT,
+    JOB_METHOD_LRP,
+    JOB_METHOD_GUIDED_BACKPROP,
+    JOB_METHOD_DECONVOLUTION,
+    JOB_METHOD_GRAD_CAM,
+    JOB_METHOD_OCCLUSION,
+    JOB_METHOD_FEATURE_ABLATION,
+    JOB_METHOD_FEATURE_PERMUTATION,
+    JOB_METHOD_SHAPLEY_SAMPLING,
+    JOB_METHOD_KERNEL_SHAP,
+    JOB_METHOD_LIME,
+    JOB_METHOD_SOBOL,
+    JOB_METHOD_RISE,
 } job_method_kind;
 
 typedef enum {
@@ -87,7 +104,50 @@ typedef struct {
     char baseline_split[JOB_NAME_MAX]; /* JOB_BASELINE_MEAN */
     /* saliency */
     int abs_value;            /* 1 = |gradient| (default) */
+    /* sampled methods: draws, permutations, coalitions, QMC points, masks */
+    int n_samples;
+    /* expected_gradients, gradient_shap */
+    char reference_split[JOB_NAME_MAX];
+    int n_references;
+    double stdev;             /* gradient_shap input noise */
+    /* SmoothGrad wrapper over a gradient kind: 0 none, else mth_noise_mode */
+    int noise;
+    int noise_samples;
+    double noise_sigma;
+    /* lrp */
+    int lrp_rule;             /* mth_lrp_rule */
+    double epsilon, gamma, alpha, beta;
+    /* grad_cam */
+    char layer[JOB_NAME_MAX];
+    /* occlusion: per dim, for the last n dims of the row shape */
+    int n_window, window[3];
+    int n_stride, stride[3];  /* 0 dims = the window */
+    /* feature groups: a patch grid (n_patch dims) or a dataset of the data
+     * file (feature_mask); neither = every feature its own group */
+    int n_patch, patch[3];
+    char feature_mask[JOB_NAME_MAX];
+    /* lime */
+    int distance;             /* mth_distance */
+    double kernel_width;      /* 0 = automatic */
+    double ridge;
+    /* sobol, rise */
+    int grid;
+    double keep_prob;
 } job_method;
+
+/* Evaluation metrics (written under /metrics/<method>/). */
+typedef struct {
+    int curves;               /* deletion and insertion, both orders */
+    int curve_steps;
+    int curve_logit;          /* 1 = logit, 0 = softmax probability */
+    double fill_value;        /* value of deleted (not yet inserted) features */
+    int infidelity;           /* perturbations per row, 0 = off */
+    double infidelity_sigma;
+    int sensitivity;          /* perturbations per row, 0 = off */
+    double sensitivity_radius;
+    int agreement;            /* Spearman, Kendall, top-k between methods */
+    int top_k;
+} job_metrics;
 
 typedef struct {
     char source_path[JOB_PATH_MAX]; /* the job file, "" for none */
@@ -108,6 +168,8 @@ typedef struct {
     /* methods */
     int n_methods;
     job_method methods[JOB_MAX_METHODS];
+
+    job_metrics metrics;
 
     /* run */
     job_scheduler scheduler;
@@ -172,6 +234,10 @@ int job_parse(const char *text, const char *source, const char *const *overrides
 
 /* The effective job as YAML (every field, defaults filled in). Caller frees. */
 char *job_emit_yaml(const job *j);
+
+/* One method's fields as "key: value" lines (the fields of its kind, as in
+ * the effective job, without the name). Caller frees. */
+char *job_method_emit(const job_method *m);
 
 /* Names for enum values, as written in job files. */
 const char *job_method_kind_name(job_method_kind k);

@@ -62,15 +62,27 @@ typedef struct {
     plan_unit *units;                /* (n_units) */
     double *costs;                   /* (n_units) engine rows, for schedulers */
     int64_t n_features, n_classes;
+    int width;                       /* doubles per row of a unit partial: the
+                                        widest method's (shards store this) */
 } plan;
 
-/* Build the plan. Returns 0 or AT_EUSER. */
-int plan_build(plan *p, const job *j, int64_t row_start, int64_t n_rows,
-               int64_t n_features, int64_t n_classes, at_err *err);
+/* What the plan needs to know of the input and the methods' groups. */
+typedef struct {
+    const eng_model *model;
+    int ndim, shape[3];                     /* per-row shape of the data */
+    const int32_t *group[JOB_MAX_METHODS];  /* (D) feature groups, or NULL */
+    int n_groups[JOB_MAX_METHODS];
+} plan_input;
+
+/* Build the plan: every method planned (mth_plan) on every rank the same.
+ * Returns 0 or AT_EUSER naming the method. */
+int plan_build(plan *p, const job *j, const plan_input *in, int64_t row_start,
+               int64_t n_rows, at_err *err);
 void plan_free(plan *p);
 /* First unit of (method, rb): units are contiguous per (method, rb). */
 int64_t plan_first_unit(const plan *p, int method, int64_t rb);
-/* Translate the job's method settings into a method spec (not planned). */
+/* Translate the job's method settings into a method spec (not planned:
+ * no input shape, groups or layer yet). */
 void plan_method_spec(const job_method *jm, mth_spec *out);
 
 /* Print the plan (for --dry-run): units, rows, steps, passes, output size. */
@@ -116,6 +128,11 @@ typedef struct {
     h5_model_info minfo;
     int64_t row_start, n_rows;
     float *baseline[JOB_MAX_METHODS]; /* (D) per method that uses one */
+    float *refs[JOB_MAX_METHODS];     /* (n_refs, D) reference rows (expected
+                                         gradients, gradient_shap) */
+    int n_refs[JOB_MAX_METHODS];
+    int32_t *groups[JOB_MAX_METHODS]; /* (D) feature groups, or NULL */
+    int n_groups[JOB_MAX_METHODS];
     plan p;
     double t_start;
     char started_at[32];
@@ -187,8 +204,9 @@ int work_run(run_ctx *c, work_stats *st, at_err *err);
 
 typedef struct {
     double fold_s, write_s;
-    int64_t n_rel_over;      /* samples with |delta| > 1e-2 |f(x)-f(b)| */
-    double max_rel_delta;
+    int64_t n_rel_over[JOB_MAX_METHODS]; /* per method: samples with |delta| >
+                                            1e-2 |f(x)-f(b)| (LRP: |f(x)|) */
+    double max_rel_delta[JOB_MAX_METHODS];
     int64_t correct;         /* predicted == label */
 } assemble_stats;
 

@@ -1,16 +1,18 @@
 /* plan.c — job -> work units. See pipeline.h. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "pipeline.h"
 
+_Static_assert((int)JOB_METHOD_RISE == (int)MTH_RISE &&
+                   (int)JOB_METHOD_SALIENCY == (int)MTH_SALIENCY &&
+                   (int)JOB_METHOD_OCCLUSION == (int)MTH_OCCLUSION,
+               "job and method kinds share values");
+
 void plan_method_spec(const job_method *jm, mth_spec *out) {
     memset(out, 0, sizeof *out);
-    switch (jm->kind) {
-    case JOB_METHOD_SALIENCY: out->kind = MTH_SALIENCY; break;
-    case JOB_METHOD_INPUT_X_GRADIENT: out->kind = MTH_INPUT_X_GRADIENT; break;
-    case JOB_METHOD_INTEGRATED_GRADIENTS: out->kind = MTH_INTEGRATED_GRADIENTS; break;
-    }
+    out->kind = (mth_kind)jm->kind;
     switch (jm->quadrature) {
     case JOB_QUAD_RIEMANN_LEFT: out->quadrature = MTH_QUAD_RIEMANN_LEFT; break;
     case JOB_QUAD_RIEMANN_RIGHT: out->quadrature = MTH_QUAD_RIEMANN_RIGHT; break;
@@ -20,6 +22,40 @@ void plan_method_spec(const job_method *jm, mth_spec *out) {
     }
     out->abs_value = jm->abs_value;
     out->n_steps = jm->n_steps;
+    out->n_samples = jm->n_samples;
+    out->stdev = jm->stdev;
+    out->noise = (mth_noise_mode)jm->noise;
+    out->noise_n = jm->noise_samples;
+    out->noise_sigma = jm->noise_sigma;
+    out->lrp_rule = (mth_lrp_rule)jm->lrp_rule;
+    out->lrp_epsilon = jm->epsilon;
+    out->lrp_gamma = jm->gamma;
+    out->lrp_alpha = jm->alpha;
+    out->lrp_beta = jm->beta;
+    out->distance = (mth_distance)jm->distance;
+    out->kernel_width = jm->kernel_width;
+    out->ridge = jm->ridge;
+    out->grid = jm->grid;
+    out->keep_prob = jm->keep_prob;
+    out->layer = -1;
+}
+
+/* Window and stride of occlusion over the row shape: the job gives the last
+ * n dims; earlier dims are covered whole (window = dim, stride = dim). */
+static int plan_window(const job_method *jm, const plan_input *in, mth_spec *s,
+                       at_err *err) {
+    if (jm->n_window > in->ndim)
+        return at_err_set(err, AT_EUSER, "window has %d dims but a row has %d (shape %s)",
+                          jm->n_window, in->ndim, in->ndim == 1 ? "(F)" : "(H, W)");
+    for (int k = 0; k < in->ndim; k++) {
+        int jk = k - (in->ndim - jm->n_window);
+        s->window[k] = jk >= 0 ? jm->window[jk] : in->shape[k];
+        s->stride[k] = jk >= 0 ? (jm->n_stride ? jm->stride[jk] : jm->window[jk]) : in->shape[k];
+        if (s->window[k] > in->shape[k])
+            return at_err_set(err, AT_EUSER, "window %d is larger than the row's dim %d (%d)",
+                              s->window[k], k, in->shape[k]);
+    }
+    return 0;
 }
 
 int plan_engine_batch(const eng_model *m) {
@@ -30,22 +66,53 @@ int plan_engine_batch(const eng_model *m) {
     return rows >= PLAN_ENGINE_BATCH ? PLAN_ENGINE_BATCH : rows < 16 ? 16 : (int)rows;
 }
 
-int plan_build(plan *p, const job *j, int64_t row_start, int64_t n_rows,
-               int64_t n_features, int64_t n_classes, at_err *err) {
+int plan_build(plan *p, const job *j, const plan_input *in, int64_t row_start,
+               int64_t n_rows, at_err *err) {
+    const eng_model *model = in->model;
     memset(p, 0, sizeof *p);
     p->n_methods = j->n_methods;
     p->row_start = row_start;
     p->n_rows = n_rows;
     p->block_rows = j->block_rows;
-    p->n_features = n_features;
-    p->n_classes = n_classes;
+    p->n_features = model->in_features;
+    p->n_classes = model->out_features;
     p->n_rb = (n_rows + j->block_rows - 1) / j->block_rows;
     for (int m = 0; m < j->n_methods; m++) {
-        plan_method_spec(&j->methods[m], &p->specs[m]);
-        if (mth_plan(&p->specs[m], err))
-            return at_err_set(err, AT_EUSER, "methods[%d] (%s): cannot plan", m,
-                              j->methods[m].name);
-        int cols = p->specs[m].n_cols;
+        const job_method *jm = &j->methods[m];
+        mth_spec *s = &p->specs[m];
+        plan_method_spec(jm, s);
+        s->seed = j->seed;
+        s->stream = (uint64_t)m;
+        s->D = model->in_features;
+        s->ndim = in->ndim;
+        memcpy(s->shape, in->shape, sizeof s->shape);
+        if (in->group[m]) {
+            s->group = at_malloc((size_t)s->D * sizeof(int32_t), "feature groups");
+            memcpy(s->group, in->group[m], (size_t)s->D * sizeof(int32_t));
+            s->n_groups = in->n_groups[m];
+        }
+        if (jm->kind == JOB_METHOD_LIME && s->kernel_width == 0.0) { /* automatic */
+            int P = s->group ? s->n_groups : s->D;
+            s->kernel_width = s->distance == MTH_DIST_L2 ? 0.75 * sqrt((double)P) : 1.0;
+        }
+        int rc = 0;
+        if (jm->kind == JOB_METHOD_OCCLUSION) rc = plan_window(jm, in, s, err);
+        if (!rc && jm->kind == JOB_METHOD_GRAD_CAM) {
+            s->layer = eng_model_find_layer(model, jm->layer);
+            if (s->layer < 0)
+                rc = at_err_set(err, AT_EUSER, "layer: the model has no layer named '%s'",
+                                jm->layer);
+        }
+        if (!rc) rc = mth_plan(s, model, err);
+        if (rc) {
+            char msg[sizeof err->msg];
+            snprintf(msg, sizeof msg, "%s", err->msg);
+            return at_err_set(err, AT_EUSER, "%s: methods[%d] (%s, %s): %s",
+                              j->source_path[0] ? j->source_path : "job", m, jm->name,
+                              job_method_kind_name(jm->kind), msg);
+        }
+        if (s->width > p->width) p->width = s->width;
+        int cols = s->n_cols;
         int step = j->step_block > 0 && j->step_block < cols ? j->step_block : cols;
         p->col_step[m] = step;
         p->n_cb[m] = (cols + step - 1) / step;
@@ -69,7 +136,7 @@ int plan_build(plan *p, const job *j, int64_t row_start, int64_t n_rows,
                 U->c0 = cb * step;
                 U->c1 = U->c0 + step < cols ? U->c0 + step : cols;
                 /* Cost in engine rows (forward + backward of one input). */
-                p->costs[u] = (double)nrows * (U->c1 - U->c0);
+                p->costs[u] = mth_cost(&p->specs[m], nrows, U->c0, U->c1);
                 u++;
             }
         }
@@ -105,17 +172,17 @@ void plan_print(FILE *f, const plan *p, const job *j, int n_ranks) {
             n_ranks == 1 ? "" : "s", job_scheduler_name(j->scheduler));
     for (int m = 0; m < p->n_methods; m++) {
         const job_method *jm = &j->methods[m];
-        double mp = (double)p->n_rows * p->specs[m].n_cols;
+        double mp = mth_cost(&p->specs[m], 1, 0, p->specs[m].n_cols) * (double)p->n_rows;
         bytes += (double)p->n_rows * p->n_features * 4.0 + p->n_rows * 4.0;
-        if (mth_has_delta(&p->specs[m])) bytes += p->n_rows * 8.0;
+        if (mth_delta(&p->specs[m])) bytes += p->n_rows * 8.0;
         if (jm->kind == JOB_METHOD_INTEGRATED_GRADIENTS)
             fprintf(f, "  method %-12s %-22s %d steps (%s), baseline %s: %d column block%s, %.0f forward+backward passes\n",
                     jm->name, job_method_kind_name(jm->kind), jm->n_steps,
                     job_quadrature_name(jm->quadrature), job_baseline_name(jm->baseline),
                     p->n_cb[m], p->n_cb[m] == 1 ? "" : "s", mp);
         else
-            fprintf(f, "  method %-12s %-22s %.0f forward+backward passes\n", jm->name,
-                    job_method_kind_name(jm->kind), mp);
+            fprintf(f, "  method %-12s %-22s %d columns: %.0f forward+backward passes\n",
+                    jm->name, job_method_kind_name(jm->kind), p->specs[m].n_cols, mp);
     }
     char hb[32];
     at_human_bytes(bytes, hb, sizeof hb);

@@ -53,7 +53,6 @@ void resume_plan_text(run_ctx *c) {
     const job *j = &c->j;
     const plan *p = &c->p;
     sbuf b = {0};
-    char tb[16];
     sb_add(&b, "format = attrib-plan-1\n");
     sb_add(&b, "data.split = %s\n", j->data_split);
     sb_add(&b, "data.rows = %lld:%lld\n", (long long)c->row_start,
@@ -65,6 +64,7 @@ void resume_plan_text(run_ctx *c) {
     sb_add(&b, "run.block_rows = %d\n", j->block_rows);
     sb_add(&b, "run.step_block = %d\n", j->step_block);
     sb_add(&b, "run.seed = %llu\n", (unsigned long long)j->seed);
+    sb_add(&b, "run.engine_batch = %d\n", plan_engine_batch(&c->model));
     sb_add(&b, "units = %lld\n", (long long)p->n_units);
     sb_add(&b, "methods =");
     for (int m = 0; m < j->n_methods; m++) sb_add(&b, " %s", j->methods[m].name);
@@ -72,24 +72,33 @@ void resume_plan_text(run_ctx *c) {
     for (int m = 0; m < j->n_methods; m++) {
         const job_method *jm = &j->methods[m];
         const char *n = jm->name;
-        sb_add(&b, "methods.%s.kind = %s\n", n, job_method_kind_name(jm->kind));
-        sb_add(&b, "methods.%s.target = %s\n", n, job_target_name(jm, tb, sizeof tb));
-        if (jm->kind == JOB_METHOD_SALIENCY)
-            sb_add(&b, "methods.%s.abs = %s\n", n, jm->abs_value ? "true" : "false");
-        if (jm->kind == JOB_METHOD_INTEGRATED_GRADIENTS) {
-            sb_add(&b, "methods.%s.n_steps = %d\n", n, jm->n_steps);
-            sb_add(&b, "methods.%s.quadrature = %s\n", n, job_quadrature_name(jm->quadrature));
-            sb_add(&b, "methods.%s.baseline = %s\n", n, job_baseline_name(jm->baseline));
-            if (jm->baseline == JOB_BASELINE_CONSTANT)
-                sb_add(&b, "methods.%s.baseline_value = %.17g\n", n, jm->baseline_value);
-            if (jm->baseline == JOB_BASELINE_MEAN)
-                sb_add(&b, "methods.%s.baseline_split = %s\n", n, jm->baseline_split);
-            /* the estimator's arithmetic: the affine-head path sums in
-             * another order (methods.h), so shards of one never mix with
-             * the other's */
-            if (eng_model_affine_head(&c->model) >= 0)
-                sb_add(&b, "methods.%s.affine_head = layer %d\n", n,
-                       eng_model_affine_head(&c->model));
+        /* every field of the method's kind, as in the effective job */
+        char *f = job_method_emit(jm);
+        for (const char *q = f; *q;) {
+            const char *eol = strchr(q, '\n'), *colon = strstr(q, ": ");
+            size_t ll = eol ? (size_t)(eol - q) : strlen(q);
+            if (colon && colon < q + ll && strncmp(q, "name: ", 6))
+                sb_add(&b, "methods.%s.%.*s = %.*s\n", n, (int)(colon - q), q,
+                       (int)(ll - (size_t)(colon - q) - 2), colon + 2);
+            q += ll + (eol ? 1 : 0);
+        }
+        free(f);
+        const mth_spec *sp = &p->specs[m];
+        sb_add(&b, "methods.%s.columns = %d\n", n, sp->n_cols);
+        sb_add(&b, "methods.%s.width = %d\n", n, sp->width);
+        /* the estimator's arithmetic: the affine-head path sums in another
+         * order (methods.h), so shards of one never mix with the other's */
+        if (jm->kind == JOB_METHOD_INTEGRATED_GRADIENTS && eng_model_affine_head(&c->model) >= 0)
+            sb_add(&b, "methods.%s.affine_head = layer %d\n", n, eng_model_affine_head(&c->model));
+        if (c->refs[m]) {
+            char h[65];
+            at_sha256_buf_hex(c->refs[m], (size_t)c->n_refs[m] * p->n_features * sizeof(float), h);
+            sb_add(&b, "methods.%s.references = %d rows, sha256 %s\n", n, c->n_refs[m], h);
+        }
+        if (c->groups[m]) {
+            char h[65];
+            at_sha256_buf_hex(c->groups[m], (size_t)p->n_features * sizeof(int32_t), h);
+            sb_add(&b, "methods.%s.groups = %d, sha256 %s\n", n, c->n_groups[m], h);
         }
         if (c->baseline[m]) {
             char h[65];
@@ -240,7 +249,7 @@ int shard_scan_dir(run_ctx *c, shard_scan *s, at_err *err) {
             h5_shard_index_free(&idx);
             break;
         }
-        if (!bad && idx.d != p->n_features) bad = 1, why = "its rows have the wrong width";
+        if (!bad && idx.d != p->width) bad = 1, why = "its rows have the wrong width";
         for (int k = 0; !bad && k < idx.k; k++) {
             int64_t u = idx.units[k];
             if (u >= p->n_units || idx.offsets[k + 1] - idx.offsets[k] != p->units[u].nrows)

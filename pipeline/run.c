@@ -39,6 +39,64 @@ static void bcast_string(run_ctx *c, char **s) {
 /* ------------------------------------------------------------ stage 1, 2 */
 
 /* Everything that can be checked before computing. Collective. */
+
+/* Reference rows (expected_gradients, gradient_shap) and feature groups
+ * (a patch grid or the data file's feature_mask dataset) of every method:
+ * rank 0 reads, every rank gets the same bytes. Collective. */
+static int load_refs_and_groups(run_ctx *c, at_err *err) {
+    const job *j = &c->j;
+    const int64_t D = c->info.n_features;
+    int rc = 0;
+    for (int m = 0; m < j->n_methods && !rc; m++) {
+        const job_method *jm = &j->methods[m];
+        mth_spec probe;
+        plan_method_spec(jm, &probe);
+        if (mth_uses_refs(&probe)) {
+            int64_t n = 0;
+            if (c->rank == 0 &&
+                h5_dataset_reference_rows(j->data_path, jm->reference_split, jm->n_references,
+                                          D, &c->refs[m], &n, err)) {
+                char msg[sizeof err->msg];
+                snprintf(msg, sizeof msg, "%s", err->msg);
+                at_err_set(err, err->code, "methods[%d] (%s): reference_split: %s", m,
+                           jm->name, msg);
+            }
+            if ((rc = run_agree(c, err))) break;
+            long long nn = n;
+            MPI_Bcast(&nn, 1, MPI_LONG_LONG, 0, c->comm);
+            if (c->rank != 0) c->refs[m] = at_malloc((size_t)nn * D * sizeof(float), "reference rows");
+            MPI_Bcast(c->refs[m], (int)(nn * D), MPI_FLOAT, 0, c->comm);
+            c->n_refs[m] = (int)nn;
+        }
+        if (jm->n_patch || jm->feature_mask[0]) {
+            c->groups[m] = at_malloc((size_t)D * sizeof(int32_t), "feature groups");
+            if (jm->feature_mask[0]) {
+                if (c->rank == 0)
+                    h5_dataset_read_groups(j->data_path, jm->feature_mask, D, c->groups[m],
+                                           &c->n_groups[m], err);
+                if ((rc = run_agree(c, err))) break;
+                MPI_Bcast(c->groups[m], (int)D, MPI_INT32_T, 0, c->comm);
+                MPI_Bcast(&c->n_groups[m], 1, MPI_INT, 0, c->comm);
+            } else {
+                int nd = c->info.n_feat_dims, shape[3] = {0};
+                for (int d = 0; d < nd; d++) shape[d] = (int)c->info.feat_shape[d];
+                int spatial = nd == 1 ? 1 : 2;
+                if (jm->n_patch != spatial) {
+                    at_err_set(err, AT_EUSER,
+                               "%s: methods[%d] (%s): patch has %d dims; rows of %s split "
+                               "'%s' need %d (%s)", j->source_path, m, jm->name, jm->n_patch,
+                               j->data_path, j->data_split, spatial,
+                               spatial == 1 ? "[features]" : "[height, width]");
+                } else {
+                    c->n_groups[m] = mth_groups_grid(nd, shape, jm->patch, c->groups[m]);
+                }
+                if ((rc = run_agree(c, err))) break;
+            }
+        }
+    }
+    return rc;
+}
+
 static int prepare(run_ctx *c, const cli_job_args *a, at_err *err) {
     char *text = NULL;
     if (c->rank == 0) job_read_file(a->job_path, &text, err);
@@ -88,8 +146,8 @@ static int prepare(run_ctx *c, const cli_job_args *a, at_err *err) {
                    (long long)c->info.n_features);
     if (!err->code && c->model.token_input)
         at_err_set(err, AT_EUSER,
-                   "model %s takes token ids (layer '%s' is an embedding); saliency, "
-                   "input x gradient and integrated gradients need a continuous input",
+                   "model %s takes token ids (layer '%s' is an embedding); attribution "
+                   "methods need a continuous input",
                    j->model_path, c->model.layers[0].name);
     for (int m = 0; m < j->n_methods && !err->code; m++) {
         const job_method *jm = &j->methods[m];
@@ -106,7 +164,9 @@ static int prepare(run_ctx *c, const cli_job_args *a, at_err *err) {
     const int64_t D = c->info.n_features;
     for (int m = 0; m < j->n_methods; m++) {
         const job_method *jm = &j->methods[m];
-        if (jm->kind != JOB_METHOD_INTEGRATED_GRADIENTS) continue;
+        mth_spec probe;
+        plan_method_spec(jm, &probe);
+        if (!mth_uses_baseline(&probe)) continue;
         float *b = at_malloc((size_t)D * sizeof(float), "baseline");
         if (jm->baseline == JOB_BASELINE_MEAN) {
             double *mean = at_calloc((size_t)D, sizeof(double), "baseline mean");
@@ -126,7 +186,15 @@ static int prepare(run_ctx *c, const cli_job_args *a, at_err *err) {
         c->baseline[m] = b;
     }
 
-    plan_build(&c->p, j, c->row_start, c->n_rows, D, c->model.out_features, err);
+    if ((rc = load_refs_and_groups(c, err))) return rc;
+
+    plan_input pin = {.model = &c->model, .ndim = c->info.n_feat_dims};
+    for (int d = 0; d < c->info.n_feat_dims; d++) pin.shape[d] = (int)c->info.feat_shape[d];
+    for (int m = 0; m < j->n_methods; m++) {
+        pin.group[m] = c->groups[m];
+        pin.n_groups[m] = c->n_groups[m];
+    }
+    plan_build(&c->p, j, &pin, c->row_start, c->n_rows, err);
     if ((rc = run_agree(c, err))) return rc;
     snprintf(c->shard_dir, sizeof c->shard_dir, "%s.shards", j->output_path);
     if (j->stop_file[0])
@@ -139,7 +207,11 @@ static int prepare(run_ctx *c, const cli_job_args *a, at_err *err) {
 static void ctx_free(run_ctx *c) {
     if (c->rd) h5_reader_close(c->rd);
     eng_model_free(&c->model);
-    for (int m = 0; m < JOB_MAX_METHODS; m++) free(c->baseline[m]);
+    for (int m = 0; m < JOB_MAX_METHODS; m++) {
+        free(c->baseline[m]);
+        free(c->refs[m]);
+        free(c->groups[m]);
+    }
     plan_free(&c->p);
     free(c->job_yaml);
     free(c->plan_text);
@@ -204,27 +276,34 @@ static int digest(run_ctx *c, at_err *err) {
 
 static void print_summary(run_ctx *c, const work_stats *ws, const assemble_stats *as) {
     const plan *p = &c->p;
-    int64_t tot[2] = {as->n_rel_over, as->correct}, tot_all[2];
-    double mx = as->max_rel_delta, mx_all;
-    MPI_Reduce(tot, tot_all, 2, MPI_INT64_T, MPI_SUM, 0, c->comm);
-    MPI_Reduce(&mx, &mx_all, 1, MPI_DOUBLE, MPI_MAX, 0, c->comm);
+    const int nm = p->n_methods;
+    int64_t tot[JOB_MAX_METHODS + 1], tot_all[JOB_MAX_METHODS + 1];
+    double mx_all[JOB_MAX_METHODS];
+    tot[0] = as->correct;
+    for (int m = 0; m < nm; m++) tot[1 + m] = as->n_rel_over[m];
+    MPI_Reduce(tot, tot_all, 1 + nm, MPI_INT64_T, MPI_SUM, 0, c->comm);
+    MPI_Reduce(as->max_rel_delta, mx_all, nm, MPI_DOUBLE, MPI_MAX, 0, c->comm);
     if (c->rank != 0) return;
     printf("wrote %s\n", c->j.output_path);
     printf("  %lld samples of %s split '%s' (rows %lld:%lld); model accuracy on them %.2f%%\n",
            (long long)c->n_rows, c->j.data_path, c->j.data_split, (long long)c->row_start,
-           (long long)(c->row_start + c->n_rows), 100.0 * (double)tot_all[1] / (double)c->n_rows);
-    for (int m = 0; m < p->n_methods; m++) {
+           (long long)(c->row_start + c->n_rows), 100.0 * (double)tot_all[0] / (double)c->n_rows);
+    for (int m = 0; m < nm; m++) {
         const job_method *jm = &c->j.methods[m];
         printf("  /attributions/%s/scores  %s", jm->name, job_method_kind_name(jm->kind));
         if (jm->kind == JOB_METHOD_INTEGRATED_GRADIENTS)
             printf(" (%d %s steps, baseline %s)", jm->n_steps, job_quadrature_name(jm->quadrature),
                    job_baseline_name(jm->baseline));
+        else
+            printf(" (%d column%s)", p->specs[m].n_cols, p->specs[m].n_cols == 1 ? "" : "s");
+        mth_delta_kind dk = mth_delta(&p->specs[m]);
+        if (dk)
+            printf("; %s: max %.3g, %lld rows above 1e-2",
+                   dk == MTH_DELTA_OUTPUT ? "|sum - f(x)|/|f(x)| (biases absorb relevance)"
+                                          : "completeness |sum - (f(x)-f(b))|/|f(x)-f(b)|",
+                   mx_all[m], (long long)tot_all[1 + m]);
         printf("\n");
     }
-    if (mx_all > 0 || tot_all[0] > 0)
-        printf("  completeness: max |delta|/|f(x)-f(b)| = %.3g; %lld sample-method pairs above "
-               "1e-2\n",
-               mx_all, (long long)tot_all[0]);
     if (c->n_done_before)
         printf("  resumed: %lld of %lld units were done by earlier runs\n",
                (long long)c->n_done_before, (long long)p->n_units);

@@ -241,7 +241,7 @@ static int flush(worker *w) {
     snprintf(path, sizeof path, "%s/a%03d-r%05d-%06d.h5", c->shard_dir, c->attempt, c->rank,
              w->seq++);
     double t0 = at_now();
-    int rc = h5_shard_write(path, c->plan_hash, w->np, w->pu, w->prows, c->p.n_features,
+    int rc = h5_shard_write(path, c->plan_hash, w->np, w->pu, w->prows, c->p.width,
                             w->pbuf, w->err);
     double dt = at_now() - t0;
     w->st->shard_s += dt;
@@ -268,7 +268,7 @@ static void keep(worker *w, int64_t u, int rows, double *buf) {
     w->prows[w->np] = rows;
     w->pbuf[w->np] = buf;
     w->np++;
-    w->pbytes += (size_t)rows * (size_t)w->c->p.n_features * sizeof(double);
+    w->pbytes += (size_t)rows * (size_t)w->c->p.width * sizeof(double);
 }
 
 /* ----------------------------------------------------------------- loop */
@@ -277,7 +277,7 @@ static void keep(worker *w, int64_t u, int rows, double *buf) {
 
 int work_run(run_ctx *c, work_stats *st, at_err *err) {
     const plan *p = &c->p;
-    const int D = (int)p->n_features;
+    const int W = p->width;
     worker w;
     memset(&w, 0, sizeof w);
     w.c = c;
@@ -339,9 +339,13 @@ int work_run(run_ctx *c, work_stats *st, at_err *err) {
             set_stop(&w, STOP_ERROR);
             break;
         }
-        double *partial = at_calloc((size_t)U->nrows * D + 1, sizeof(double), "unit partial");
-        mth_run_unit(&p->specs[U->method], &c->model, &sc, b.x, c->baseline[U->method], target,
-                     U->nrows, U->c0, U->c1, partial);
+        /* the unit's (nrows, width) partial, in a buffer of the shard's row
+         * width (p->width >= every method's width; the rest stays 0) */
+        double *partial = at_calloc((size_t)U->nrows * W + 1, sizeof(double), "unit partial");
+        mth_rows rows = {.x = b.x, .baseline = c->baseline[U->method], .target = target,
+                         .R = U->nrows, .row0 = U->row0, .refs = c->refs[U->method],
+                         .n_refs = c->n_refs[U->method]};
+        mth_run_unit(&p->specs[U->method], &c->model, &sc, &rows, U->c0, U->c1, partial);
         double spc = (at_now() - tu) / p->costs[u];
         if (spc > w.s_per_cost) w.s_per_cost = spc;
         at_fault("unit");

@@ -57,6 +57,23 @@ static void check_same(const job *a, const job *b, const char *what) {
     }
 }
 
+/* The defaults every job gets for its metrics section and every gradient
+ * method for its noise wrapper fields. */
+static void metrics_defaults(job *x) {
+    x->metrics.curve_steps = 20;
+    x->metrics.infidelity_sigma = 0.1;
+    x->metrics.sensitivity_radius = 0.02;
+    x->metrics.top_k = 20;
+}
+
+static void noise_defaults(job *x) {
+    for (int i = 0; i < x->n_methods; i++) {
+        job_method *m = &x->methods[i];
+        m->noise_samples = 20;
+        m->noise_sigma = 0.15;
+    }
+}
+
 /* ------------------------------------------------------------ full job */
 
 static const char *FULL_JOB =
@@ -191,6 +208,8 @@ static void full_expected(job *x) {
     x->compression = 0;
     x->overwrite = 1;
     x->keep_shards = 1;
+    metrics_defaults(x);
+    noise_defaults(x);
 }
 
 static void test_full(void) {
@@ -242,6 +261,7 @@ static void default_expected(job *x) {
     strcpy(x->eval_split, "test");
     x->compression = 4;
     x->overwrite = 0;
+    metrics_defaults(x);
 }
 
 static void test_defaults(void) {
@@ -267,6 +287,7 @@ static void test_defaults(void) {
     strcpy(m->name, "ixg");
     m->kind = JOB_METHOD_INPUT_X_GRADIENT;
     m->target = JOB_TARGET_PREDICTED;
+    noise_defaults(&x);
     if (parse_ok(MIN_RUN_JOB, NULL, 0, JOB_PURPOSE_RUN, &j, "minimal run job"))
         check_same(&j, &x, "minimal run job");
 
@@ -279,6 +300,32 @@ static void test_defaults(void) {
         CHECK(!strcmp(j.methods[1].baseline_split, "train"),
               "mean baseline split defaults to train, got '%s'",
               j.methods[1].baseline_split);
+    }
+
+    /* Per-kind defaults: "50 (shapley_sampling 25, kernel_shap 200, ...)". */
+    if (parse_ok("methods: [{name: a, kind: shapley_sampling}, {name: b, kind: kernel_shap}, "
+                 "{name: c, kind: expected_gradients}, {name: d, kind: rise}, "
+                 "{name: e, kind: sobol}, {name: f, kind: lime}, {name: g, kind: occlusion}]",
+                 NULL, 0, JOB_PURPOSE_ANY, &j, "per-kind defaults")) {
+        CHECK(j.methods[0].n_samples == 25, "shapley n_samples %d", j.methods[0].n_samples);
+        CHECK(j.methods[1].n_samples == 200, "kernel_shap n_samples %d", j.methods[1].n_samples);
+        CHECK(j.methods[2].n_samples == 50, "EG n_samples %d", j.methods[2].n_samples);
+        CHECK(j.methods[3].n_samples == 2000 && j.methods[3].grid == 7 &&
+                  j.methods[3].keep_prob == 0.5,
+              "rise defaults %d %d %g", j.methods[3].n_samples, j.methods[3].grid,
+              j.methods[3].keep_prob);
+        CHECK(j.methods[4].n_samples == 32 && j.methods[4].grid == 8, "sobol defaults");
+        CHECK(j.methods[5].n_samples == 200 && j.methods[5].ridge == 1.0 &&
+                  j.methods[5].distance == 1 && j.methods[5].kernel_width == 0.0,
+              "lime defaults");
+        CHECK(j.methods[6].n_window == 2 && j.methods[6].window[0] == 4 &&
+                  j.methods[6].window[1] == 4 && j.methods[6].n_stride == 0,
+              "occlusion defaults");
+        char *y = job_emit_yaml(&j);
+        job k;
+        if (parse_ok(y, NULL, 0, JOB_PURPOSE_ANY, &k, "per-kind defaults, emitted"))
+            CHECK(!memcmp(j.methods, k.methods, sizeof j.methods), "emitted methods parse back");
+        free(y);
     }
 
     /* An empty job is valid for ANY: every default, nothing else. */
@@ -447,9 +494,9 @@ static void test_overrides(void) {
                          "in data: path, split, rows)"},
         {"methods.sal.n_steps=5",
          "--set methods.sal.n_steps=5: methods[1].n_steps: not a field of kind "
-         "saliency (fields: name, kind, target, abs)"},
+         "saliency (fields: name, kind, target, abs, noise, noise_samples, noise_sigma)"},
         {"bogus.x=1", "--set bogus.x=1: bogus: unknown key (known top-level keys: "
-                      "data, model, methods, run, train, output)"},
+                      "data, model, methods, metrics, run, train, output)"},
         {"run.seed=-1", "--set run.seed=-1: run.seed: expected an integer >= 0, "
                         "got '-1'"},
         {"methods.1={kind: saliency}",
@@ -605,8 +652,8 @@ static void test_bad_texts(void) {
         {"just text\n", ANY, "the top level must be a mapping of sections "
                              "(data:, model:, methods:, ...), got 'just text'", 1},
         {"data: {}\ndataa:\n  path: x\n", ANY,
-         "dataa: unknown key (known top-level keys: data, model, methods, run, train, "
-         "output)", 2},
+         "dataa: unknown key (known top-level keys: data, model, methods, metrics, run, "
+         "train, output)", 2},
         {"data:\n  split: a\n  pathh: x\n", ANY,
          "data.pathh: unknown key (known keys in data: path, split, rows)", 3},
         {"run:\n  seed: 1\n  seed: 2\n", ANY,
@@ -794,7 +841,10 @@ static void test_bad_texts(void) {
          "methods[1].name: required field is missing", 3},
         {"methods:\n  - name: a\n    kind: smoothgrad\n", ANY,
          "methods[0].kind: expected one of saliency, input_x_gradient, "
-         "integrated_gradients, got 'smoothgrad'", 3},
+         "integrated_gradients, expected_gradients, gradient_shap, deeplift, lrp, "
+         "guided_backprop, deconvolution, grad_cam, occlusion, feature_ablation, "
+         "feature_permutation, shapley_sampling, kernel_shap, lime, sobol, rise, got "
+         "'smoothgrad'", 3},
         {"methods:\n  - name: a b\n    kind: saliency\n", ANY,
          "methods[0].name: expected a name of letters, digits, '_' and '-', got 'a b'",
          2},
@@ -806,22 +856,51 @@ static void test_bad_texts(void) {
         {"methods:\n  - name: a\n    kind: integrated_gradients\n  - name: s\n"
          "    kind: saliency\n    n_steps: 5\n", ANY,
          "methods[1].n_steps: not a field of kind saliency (fields: name, kind, "
-         "target, abs)", 6},
+         "target, abs, noise, noise_samples, noise_sigma)", 6},
         {"methods:\n  - name: a\n    kind: integrated_gradients\n    abs: true\n", ANY,
          "methods[0].abs: not a field of kind integrated_gradients (fields: name, kind, "
-         "target, n_steps, quadrature, baseline, baseline_value, baseline_split)", 4},
+         "target, n_steps, quadrature, baseline, baseline_value, baseline_split, noise, "
+         "noise_samples, noise_sigma)", 4},
         {"methods:\n  - name: a\n    kind: input_x_gradient\n    quadrature: "
          "riemann_left\n", ANY,
          "methods[0].quadrature: not a field of kind input_x_gradient (fields: name, "
-         "kind, target)", 4},
+         "kind, target, noise, noise_samples, noise_sigma)", 4},
         {"methods:\n  - name: a\n    nsteps: 5\n    kind: saliency\n", ANY,
          "methods[0].nsteps: unknown key (known keys in methods[]: name, kind, target, "
-         "n_steps, quadrature, baseline, baseline_value, baseline_split, abs)", 3},
+         "n_steps, quadrature, baseline, baseline_value, baseline_split, abs, n_samples, "
+         "reference_split, n_references, stdev, noise, noise_samples, noise_sigma, rule, "
+         "epsilon, gamma, alpha, beta, layer, window, stride, patch, feature_mask, "
+         "distance, kernel_width, ridge, grid, keep_prob)", 3},
         {"methods:\n  - name: a\n    name: b\n    kind: saliency\n", ANY,
          "methods[0].name: duplicate key (first given at line 2)", 3},
         {"methods:\n  - name: a\n    kind: integrated_gradients\n"
          "    quadrature: riemann_trapezoid\n    n_steps: 1\n", ANY,
          "methods[0].n_steps: riemann_trapezoid needs n_steps >= 2, got 1", 5},
+        {"methods:\n  - name: a\n    kind: saliency\n    noise_samples: 5\n", ANY,
+         "methods[0].noise_samples: only used with noise other than none", 4},
+        {"methods:\n  - {name: a, kind: lrp, gamma: 0.5}\n", ANY,
+         "methods[0].gamma: only used with rule: gamma", 2},
+        {"methods:\n  - {name: a, kind: lrp, rule: alpha_beta,\n     alpha: 3}\n", ANY,
+         "methods[0].alpha: alpha - beta must be 1 (relevance is conserved), got alpha 3, "
+         "beta 1", 3},
+        {"methods:\n  - {name: a, kind: grad_cam}\n", ANY,
+         "methods[0].layer: required field is missing", 2},
+        {"methods:\n  - {name: a, kind: rise,\n     keep_prob: 1}\n", ANY,
+         "methods[0].keep_prob: expected a number in (0, 1), got 1", 3},
+        {"methods:\n  - {name: a, kind: kernel_shap, patch: [4, 4],\n     feature_mask: /m}\n",
+         ANY, "methods[0].feature_mask: give patch or feature_mask, not both", 3},
+        {"methods:\n  - {name: a, kind: occlusion, window: [2, 2],\n     stride: [1]}\n", ANY,
+         "methods[0].stride: has 1 dims but window has 2", 3},
+        {"methods:\n  - {name: a, kind: occlusion, window: [0, 2]}\n", ANY,
+         "methods[0].window[0]: expected an integer in 1..1048576, got '0'", 2},
+        {"methods:\n  - {name: a, kind: occlusion, window: [1, 2, 3, 4]}\n", ANY,
+         "methods[0].window: expected a list of 1 to 3 integers >= 1 (e.g. [4, 4]), got 4 "
+         "entries", 2},
+        {"methods:\n  - {name: a, kind: saliency, noise: smooth}\n", ANY,
+         "methods[0].noise: expected one of none, smoothgrad, smoothgrad_sq, vargrad, got "
+         "'smooth'", 2},
+        {"metrics: {curve_steps: 0}\n", ANY,
+         "metrics.curve_steps: expected an integer in 1..100000, got '0'", 1},
         {"methods:\n  - name: a\n    kind: integrated_gradients\n"
          "    quadrature: riemann_simpson\n", ANY,
          "methods[0].quadrature: expected one of riemann_left, riemann_right, "

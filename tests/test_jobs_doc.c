@@ -45,7 +45,7 @@ static void strip_backticks(char *s) {
 }
 
 typedef struct {
-    char path[128], type[64], deflt[64];
+    char path[128], type[64], deflt[160];
     int line;
 } row;
 

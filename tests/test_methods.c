@@ -65,15 +65,17 @@ static void run_method(const mth_spec *s, const eng_model *m, const float *x,
     mth_scratch sc;
     mth_scratch_init(&sc, m, 37); /* odd cap: pairs straddle engine batches */
     if (g_no_head) sc.head = -1;
+    EXPECT(s->width == D, "gradient methods have width D");
     double *acc = calloc((size_t)R * D, sizeof(double));
     double *part = malloc(sizeof(double) * R * D);
+    mth_rows rows = {.x = x, .baseline = b, .target = t, .R = R};
     for (int c0 = 0; c0 < s->n_cols; c0 += step) {
         int c1 = c0 + step < s->n_cols ? c0 + step : s->n_cols;
         memset(part, 0, sizeof(double) * R * D);
-        mth_run_unit(s, m, &sc, x, b, t, R, c0, c1, part);
+        mth_run_unit(s, m, &sc, &rows, c0, c1, part);
         mth_fold(acc, part, (size_t)R * D);
     }
-    mth_finalize(s, acc, x, b, R, D, scores);
+    mth_finalize(s, m, &sc, &rows, acc, scores);
     free(acc);
     free(part);
     mth_scratch_free(&sc);
@@ -94,8 +96,9 @@ static void test_linear_model(void) {
     const float *W = m.params;
     for (int q = 0; q < 5; q++)
         for (int n = 2; n <= 64; n *= 2) {
-            mth_spec s = {.kind = MTH_INTEGRATED_GRADIENTS, .n_steps = n, .quadrature = RULES[q]};
-            EXPECT(mth_plan(&s, &err) == 0, "plan");
+            mth_spec s = {.kind = MTH_INTEGRATED_GRADIENTS, .n_steps = n, .quadrature = RULES[q],
+                          .D = D};
+            EXPECT(mth_plan(&s, &m, &err) == 0, "plan");
             run_method(&s, &m, x, b, t, R, 3, scores);
             double worst = 0.0;
             for (int r = 0; r < R; r++)
@@ -107,9 +110,10 @@ static void test_linear_model(void) {
             EXPECT(worst < 1e-5, "IG %s n=%d on a linear model: rel err %g", RULE_NAMES[q], n, worst);
             mth_spec_free(&s);
         }
-    mth_spec sal = {.kind = MTH_SALIENCY, .abs_value = 1}, ixg = {.kind = MTH_INPUT_X_GRADIENT};
-    mth_plan(&sal, &err);
-    mth_plan(&ixg, &err);
+    mth_spec sal = {.kind = MTH_SALIENCY, .abs_value = 1, .D = D},
+             ixg = {.kind = MTH_INPUT_X_GRADIENT, .D = D};
+    mth_plan(&sal, &m, &err);
+    mth_plan(&ixg, &m, &err);
     float s2[180];
     run_method(&sal, &m, x, NULL, t, R, 1, scores);
     run_method(&ixg, &m, x, NULL, t, R, 1, s2);
@@ -143,8 +147,8 @@ static void test_completeness(void) {
     for (int i = 0; i < R * D; i++) x[i] = (float)(2.0 * urand(5000 + i));
     for (int r = 0; r < R; r++) t[r] = (r * 3) % C;
     mth_spec s = {.kind = MTH_INTEGRATED_GRADIENTS, .n_steps = 2048,
-                  .quadrature = MTH_QUAD_GAUSS_LEGENDRE};
-    mth_plan(&s, &err);
+                  .quadrature = MTH_QUAD_GAUSS_LEGENDRE, .D = D};
+    mth_plan(&s, &m, &err);
     run_method(&s, &m, x, b, t, R, 2048, scores);
     eng_workspace ws;
     eng_workspace_init(&ws, &m, R + 1, ENG_F32);
