@@ -39,3 +39,13 @@ foreach(job all_methods all_methods_cnn)
   set_tests_properties(e2e_${job}_invariance PROPERTIES LABELS "e2e;mpi"
     FIXTURES_REQUIRED "${fixes}")
 endforeach()
+
+# The README's example job, on 64 rows and 2 ranks.
+add_test(NAME e2e_compare_methods_np2 COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} 2
+  ${MPIEXEC_PREFLAGS} $<TARGET_FILE:attrib> ${MPIEXEC_POSTFLAGS} run
+  ${ATTRIB_SRC_DIR}/jobs/compare_methods.yaml --set data.path=${E2E}/fmnist.h5
+  --set model.path=${E2E}/mlp.h5 --set data.rows=0:64 -o ${E2E}/compare_methods.h5 --fresh
+  --set output.overwrite=true)
+set_tests_properties(e2e_compare_methods_np2 PROPERTIES LABELS "e2e;mpi"
+  ENVIRONMENT "${ATTRIB_MPI_ENV}" FIXTURES_REQUIRED "fmnist;mlp" RESOURCE_LOCK cpu
+  TIMEOUT 600 PASS_REGULAR_EXPRESSION "kernel_shap \\(200 columns\\); completeness")
