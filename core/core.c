@@ -23,6 +23,23 @@ int at_err_set(at_err *err, int code, const char *fmt, ...) {
     return code;
 }
 
+int at_err_prefix(at_err *err, const char *fmt, ...) {
+    AT_CHECK(err != NULL && err->code != 0);
+    char head[AT_ERR_MSG];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(head, sizeof head, fmt, ap);
+    va_end(ap);
+    const size_t cap = sizeof err->msg;
+    size_t n = strlen(head), m = strnlen(err->msg, cap - 1);
+    if (n > cap - 1) n = cap - 1;
+    if (n + m > cap - 1) m = cap - 1 - n;
+    memmove(err->msg + n, err->msg, m);
+    memcpy(err->msg, head, n);
+    err->msg[n + m] = '\0';
+    return err->code;
+}
+
 void at_err_clear(at_err *err) {
     err->code = 0;
     err->msg[0] = '\0';

@@ -51,6 +51,10 @@ typedef struct {
 int at_err_set(at_err *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void at_err_clear(at_err *err);
+/* Put context in front of a set error's message ("methods[2] (ks): " +
+ * msg), keeping its code; returns the code. */
+int at_err_prefix(at_err *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* Abort with file:line when a contract is broken. */
 #define AT_CHECK(cond)                                                        \

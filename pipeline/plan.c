@@ -104,13 +104,10 @@ int plan_build(plan *p, const job *j, const plan_input *in, int64_t row_start,
                                 jm->layer);
         }
         if (!rc) rc = mth_plan(s, model, err);
-        if (rc) {
-            char msg[sizeof err->msg];
-            snprintf(msg, sizeof msg, "%s", err->msg);
-            return at_err_set(err, AT_EUSER, "%s: methods[%d] (%s, %s): %s",
-                              j->source_path[0] ? j->source_path : "job", m, jm->name,
-                              job_method_kind_name(jm->kind), msg);
-        }
+        if (rc)
+            return at_err_prefix(err, "%s: methods[%d] (%s, %s): ",
+                                 j->source_path[0] ? j->source_path : "job", m, jm->name,
+                                 job_method_kind_name(jm->kind));
         if (s->width > p->width) p->width = s->width;
         int cols = s->n_cols;
         int step = j->step_block > 0 && j->step_block < cols ? j->step_block : cols;

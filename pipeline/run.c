@@ -55,12 +55,8 @@ static int load_refs_and_groups(run_ctx *c, at_err *err) {
             int64_t n = 0;
             if (c->rank == 0 &&
                 h5_dataset_reference_rows(j->data_path, jm->reference_split, jm->n_references,
-                                          D, &c->refs[m], &n, err)) {
-                char msg[sizeof err->msg];
-                snprintf(msg, sizeof msg, "%s", err->msg);
-                at_err_set(err, err->code, "methods[%d] (%s): reference_split: %s", m,
-                           jm->name, msg);
-            }
+                                          D, &c->refs[m], &n, err))
+                at_err_prefix(err, "methods[%d] (%s): reference_split: ", m, jm->name);
             if ((rc = run_agree(c, err))) break;
             long long nn = n;
             MPI_Bcast(&nn, 1, MPI_LONG_LONG, 0, c->comm);
@@ -71,9 +67,10 @@ static int load_refs_and_groups(run_ctx *c, at_err *err) {
         if (jm->n_patch || jm->feature_mask[0]) {
             c->groups[m] = at_malloc((size_t)D * sizeof(int32_t), "feature groups");
             if (jm->feature_mask[0]) {
-                if (c->rank == 0)
+                if (c->rank == 0 &&
                     h5_dataset_read_groups(j->data_path, jm->feature_mask, D, c->groups[m],
-                                           &c->n_groups[m], err);
+                                           &c->n_groups[m], err))
+                    at_err_prefix(err, "methods[%d] (%s): ", m, jm->name);
                 if ((rc = run_agree(c, err))) break;
                 MPI_Bcast(c->groups[m], (int)D, MPI_INT32_T, 0, c->comm);
                 MPI_Bcast(&c->n_groups[m], 1, MPI_INT, 0, c->comm);

@@ -49,3 +49,11 @@ add_test(NAME e2e_compare_methods_np2 COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NU
 set_tests_properties(e2e_compare_methods_np2 PROPERTIES LABELS "e2e;mpi"
   ENVIRONMENT "${ATTRIB_MPI_ENV}" FIXTURES_REQUIRED "fmnist;mlp" RESOURCE_LOCK cpu
   TIMEOUT 600 PASS_REGULAR_EXPRESSION "kernel_shap \\(200 columns\\); completeness")
+
+# Feature groups from a mask dataset of the data file = the same groups from
+# a patch grid, byte for byte.
+add_test(NAME e2e_feature_mask COMMAND ${ATTRIB_PYTHON}
+  ${ATTRIB_SRC_DIR}/tests/check_feature_mask.py $<TARGET_FILE:attrib> ${E2E}/fmnist.h5
+  ${E2E}/mlp.h5 ${E2E}/feature_mask)
+set_tests_properties(e2e_feature_mask PROPERTIES LABELS e2e FIXTURES_REQUIRED "fmnist;mlp"
+  ENVIRONMENT "${ATTRIB_MPI_ENV}" TIMEOUT 300)
