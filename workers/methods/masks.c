@@ -405,6 +405,20 @@ static void sobol_point(sobol_walk *w, int c) {
     }
 }
 
+/* Append the target logits of nb engine rows (logits lg (nb, C)) to the
+ * have outputs in y, add every complete column's P + 2 outputs (fA, fB,
+ * fC_0..) to the statistic st, and keep the rest at the front of y.
+ * Returns the outputs kept. */
+static int sobol_take(double *st, int P, const float *lg, int nb, int C, int32_t t, double *y,
+                      int have) {
+    const int K = P + 2;
+    for (int e = 0; e < nb; e++) y[have++] = (double)lg[(size_t)e * C + t];
+    int g = 0;
+    for (; have - g >= K; g += K) sobol_stat_add(st, P, y[g], y[g + 1], y + g + 2);
+    memmove(y, y + g, (size_t)(have - g) * sizeof(double));
+    return have - g;
+}
+
 /* Engine inputs of one row through every layer. */
 static void sobol_row_plain(sobol_walk *w, const float *xr, const float *b, int32_t t, double *y,
                             double *st) {
@@ -425,11 +439,7 @@ static void sobol_row_plain(sobol_walk *w, const float *xr, const float *b, int3
             for (int d = 0; d < D; d++) xi[d] = b[d] + (float)val[pv->var[d]] * (xr[d] - b[d]);
         }
         const float *lg = eng_model_forward(m, &sc->ws, sc->xin, nb);
-        for (int e = 0; e < nb; e++) y[have++] = (double)lg[(size_t)e * C + t];
-        int g = 0;
-        for (; have - g >= K; g += K) sobol_stat_add(st, P, y[g], y[g + 1], y + g + 2);
-        memmove(y, y + g, (size_t)(have - g) * sizeof(double));
-        have -= g;
+        have = sobol_take(st, P, lg, nb, C, t, y, have);
     }
     AT_CHECK(have == 0);
 }
@@ -484,11 +494,7 @@ static void sobol_row_head(sobol_walk *w, const float *xr, const float *b, int32
             }
         }
         const float *lg = eng_forward_from(m, &sc->ws, m->params, sc->xin, nb, f + 1);
-        for (int e = 0; e < nb; e++) y[have++] = (double)lg[(size_t)e * C + t];
-        int g = 0;
-        for (; have - g >= K; g += K) sobol_stat_add(st, P, y[g], y[g + 1], y + g + 2);
-        memmove(y, y + g, (size_t)(have - g) * sizeof(double));
-        have -= g;
+        have = sobol_take(st, P, lg, nb, C, t, y, have);
     }
     AT_CHECK(have == 0);
 }
