@@ -487,15 +487,29 @@ int h5_dataset_reference_rows(const char *path, const char *split, int64_t n,
     int64_t m = info.n_rows < n ? info.n_rows : n;
     size_t D = (size_t)n_features;
     float *x = at_malloc((size_t)m * D * sizeof *x, "reference rows");
+    /* rows ascend: read blocks of up to REF_BLOCK rows (a chunk of a
+     * dataset written by attrib import) and pick the wanted rows from
+     * each, instead of decompressing a chunk per row */
+    enum { REF_BLOCK = 1024 };
+    int64_t blk = (int64_t)((64u << 20) / (D * sizeof(float)));
+    blk = blk < 1 ? 1 : blk > REF_BLOCK ? REF_BLOCK : blk;
+    float *buf = at_malloc((size_t)blk * D * sizeof *buf, "reference block");
+    int64_t b0 = -1, b1 = -1;
     for (int64_t k = 0; k < m && rc == 0; k++) {
         int64_t row = m == info.n_rows ? k : (int64_t)((double)k * info.n_rows / m);
-        rc = h5_reader_read(r, row, row + 1, x + (size_t)k * D, NULL, err);
+        if (row >= b1) {
+            b0 = row;
+            b1 = row + blk < info.n_rows ? row + blk : info.n_rows;
+            if ((rc = h5_reader_read(r, b0, b1, buf, NULL, err))) break;
+        }
+        memcpy(x + (size_t)k * D, buf + (size_t)(row - b0) * D, D * sizeof *x);
         for (size_t j = 0; rc == 0 && j < D; j++)
             if (!isfinite(x[(size_t)k * D + j]))
                 rc = at_err_set(err, AT_EUSER, "%s: dataset /%s/images: row %lld has a "
                                 "non-finite value at feature %zu; reference rows must be "
                                 "finite", path, split, (long long)row, j);
     }
+    free(buf);
     h5_reader_close(r);
     if (rc) {
         free(x);

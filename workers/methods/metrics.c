@@ -105,6 +105,9 @@ static double output_of(const float *lg, int C, int32_t t, int use_prob) {
     return exp((double)lg[t] - mx) / s;
 }
 
+/* Engine rows per forward call of the metrics (when cap allows). */
+#define MTR_BATCH 256
+
 /* Writes the input (D) of engine row (r, u), the u-th of unit row r's U
  * perturbed inputs, into dst. */
 typedef void (*fill_fn)(void *ctx, int r, int u, float *dst);
@@ -116,8 +119,9 @@ typedef void (*fill_fn)(void *ctx, int r, int u, float *dst);
  * edge rows apart), so for the same bytes under any split of the rows,
  * every input (row, u) is run at a position and in a batch size that
  * depend only on its selection index row0 + r, u and the cap: with
- * U <= cap, batches hold G = cap / U consecutive selection indices, the
- * group of index i being i / G, at position (i % G) U + u, M = G U; with
+ * U <= cap, batches hold G = min(cap, MTR_BATCH) / U (at least 1)
+ * consecutive selection indices, the group of index i being i / G, at
+ * position (i % G) U + u, M = G U; with
  * U > cap, each row has n = ceil(U / cap) batches of M = ceil(U / n), u at
  * position u % M of batch u / M. Slots without an input (a group cut by
  * the block's ends, a row's last batch) run a copy of row 0's x. */
@@ -127,7 +131,11 @@ static void run_forwards(const eng_model *m, mth_scratch *sc, const mth_rows *ro
     AT_CHECK(rows->row0 >= 0 && U >= 1);
     int G, M, nch;
     if (U <= cap) {
-        G = cap / U;
+        /* about MTR_BATCH engine rows per call, not cap: a block's first and
+         * last groups are padded to G rows, and at cap (2,048 on an MLP)
+         * the padding cost ten times the work on a 16-row block */
+        G = (cap < MTR_BATCH ? cap : MTR_BATCH) / U;
+        if (G < 1) G = 1;
         M = G * U;
         nch = 1;
     } else {
