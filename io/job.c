@@ -255,10 +255,10 @@ _Static_assert(ENG_LOSS_XENT == 0 && ENG_LOSS_MSE == 1, "LOSS_NAMES");
     X("methods[].distance", "enum", "cosine", "lime: distance of a coalition to the input in the interpretable " "space: cosine or l2.", .t = T_ENUM, .kinds = K_LIME, .off = MOFF(distance), .names = DIST_NAMES) \
     X("methods[].kernel_width", "number", "0.0", "lime: width w of the kernel exp(-d^2/w^2), >= 0; 0 = 1.0 for cosine," " 0.75 sqrt(P) for l2.", .t = T_NUMBER, .kinds = K_LIME, .off = MOFF(kernel_width), .num = NUM_NONNEG) \
     X("methods[].ridge", "number", "1.0", "lime: ridge penalty of the weighted linear fit (the intercept is not" " penalised), >= 0.", .t = T_NUMBER, .kinds = K_LIME, .off = MOFF(ridge), .num = NUM_NONNEG) \
-    X("methods[].grid", "integer", "8 (rise 7)", "sobol, rise: mask cells per side of the coarse grid, 1..4096.", .t = T_INT, .kinds = K_SOBOL | K_RISE, .off = MOFF(grid), .lo = 1, .hi = 4096) \
+    X("methods[].grid", "integer", "8 (rise 7)", "sobol, rise: mask cells per side of the coarse grid, 1..4096 (rise at most 256, sobol at most the row's height and width and 4096 cells).", .t = T_INT, .kinds = K_SOBOL | K_RISE, .off = MOFF(grid), .lo = 1, .hi = 4096) \
     X("methods[].keep_prob", "number", "0.5", "rise: probability that a cell is kept, in (0, 1).", .t = T_NUMBER, .kinds = K_RISE, .off = MOFF(keep_prob), .num = NUM_POS) \
     X("metrics", "mapping", "{}", "Evaluation metrics of every method, written under /metrics/<method>/" " (docs/methods.md).", .t = T_SECTION) \
-    X("metrics.curves", "boolean", "false", "Deletion and insertion curves, most- and least-relevant first, and " "their areas.", .t = T_BOOL, .off = JOFF(metrics.curves)) \
+    X("metrics.curves", "boolean", "false", "Areas under the deletion and insertion curves, most- and " "least-relevant first (the four AUCs per row).", .t = T_BOOL, .off = JOFF(metrics.curves)) \
     X("metrics.curve_steps", "integer", "20", "Points of each curve after the start, 1..100000.", .t = T_INT, .off = JOFF(metrics.curve_steps), .lo = 1, .hi = 100000) \
     X("metrics.curve_output", "enum", "probability", "What the curves follow: probability (softmax of the target) or " "logit.", .t = T_ENUM, .off = JOFF(metrics.curve_logit), .names = CURVE_NAMES, .base0 = 1) \
     X("metrics.fill_value", "number", "0.0", "Value of deleted (or not yet inserted) features on the curves.", .t = T_NUMBER, .off = JOFF(metrics.fill_value)) \

@@ -332,7 +332,7 @@ static int plan_lime(mth_spec *s, pert_priv *pv, at_err *err) {
     if (!(s->ridge >= 0.0) || !isfinite(s->ridge))
         return at_err_set(err, AT_EUSER, "ridge is %g; expected >= 0", s->ridge);
     if (s->distance != MTH_DIST_COSINE && s->distance != MTH_DIST_L2)
-        return at_err_set(err, AT_EUSER, "distance: expected cosine or euclidean");
+        return at_err_set(err, AT_EUSER, "distance: expected cosine or l2");
     s->n_cols = n;
     s->width = P + 1;
     const uint64_t st = stream_of(s, PURPOSE_LIME);
