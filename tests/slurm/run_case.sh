@@ -135,10 +135,12 @@ same() {
   fi
 }
 
-# calibrate SECONDS: rows (a multiple of 64) such that IG with 1000 steps on
-# 2 ranks takes about SECONDS on this machine now.
+# calibrate SECONDS: "rows steps" such that IG on 2 ranks takes about
+# SECONDS on this machine now: rows (a multiple of 64) up to the split's
+# 10,000 at 1000 steps, then more steps (IG's affine-head reuse made 10,000
+# rows x 1000 steps a 20-second job, too short to be stopped twice).
 calibrate() {
-  local t0 t1 rows took
+  local t0 t1 out took
   t0=$(date +%s.%N)
   mpirun -n 2 "$ATTRIB" run "$QS" "${SETS[@]}" --set data.rows=0:256 \
     --set methods.ig.n_steps=1000 -o calib.h5 >calib.log 2>&1 || {
@@ -146,10 +148,12 @@ calibrate() {
     return 1
   }
   t1=$(date +%s.%N)
-  read -r rows took < <("$PY" -c "t = $t1 - $t0; r = 256 * $1 / max(t - 0.5, 0.2)
-print(min(10000, max(512, int(r) // 64 * 64)), '%.1f' % t)")
-  say "calibration: 256 rows x 1000 steps on 2 ranks in $took s -> $rows rows for ~$1 s" >&2
-  echo "$rows"
+  read -r out took < <("$PY" -c "t = $t1 - $t0; r = 256 * $1 / max(t - 0.5, 0.2)
+rows = min(10000, max(512, int(r) // 64 * 64))
+steps = min(100000, max(1000, int(1000 * r / rows) // 100 * 100))
+print(f'{rows}:{steps}', '%.1f' % t)")
+  say "calibration: 256 rows x 1000 steps on 2 ranks in $took s -> ${out%:*} rows x ${out#*:} steps for ~$1 s" >&2
+  echo "${out%:*} ${out#*:}"
 }
 
 # ------------------------------------------------------------------- cases
@@ -231,12 +235,13 @@ EOF
 JOB=()
 SLURM_ONLY=()
 requeue_run() {
-  local launcher=$1 via=$2 target=$3 rows id start runs n0 n1 nu
+  local launcher=$1 via=$2 target=$3 cal rows steps id start runs n0 n1 nu
   shift 3
-  rows=$(calibrate "$target") || { fail "calibration run"; return 1; }
-  JOB=(--set data.rows=0:"$rows" --set methods.ig.n_steps=1000)
+  cal=$(calibrate "$target") || { fail "calibration run"; return 1; }
+  read -r rows steps <<<"$cal"
+  JOB=(--set data.rows=0:"$rows" --set methods.ig.n_steps="$steps")
   local job=("${JOB[@]}")
-  say "reference: uninterrupted mpirun -n 2, $rows rows x 1000 steps"
+  say "reference: uninterrupted mpirun -n 2, $rows rows x $steps steps"
   start=$(date +%s)
   mpirun -n 2 "$ATTRIB" run "$QS" "${SETS[@]}" "${job[@]}" -o ref.h5 >ref.log 2>&1 ||
     { cat ref.log; fail "reference run"; return 1; }
