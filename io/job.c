@@ -654,50 +654,51 @@ static int conv_hidden(const yt_ctx *c, const yt_node *v, const char *path, job 
     return 0;
 }
 
-/* model.input_shape: 1 to 3 dims >= 1 with at most H5IO's 2^31-1 elements. */
-static int conv_shape(const yt_ctx *c, const yt_node *v, const char *path, job *j) {
+/* A list of 1 to 3 integers in 1..hi into dims (*n of them); what and
+ * item_what describe the list and an element in messages. */
+static int conv_int_list(const yt_ctx *c, const yt_node *v, const char *path,
+                         const char *what, const char *item_what, uint64_t hi,
+                         int show_range, int *n, int *dims) {
     char got[YT_SHOW_MAX + 64], ipath[128];
-    const char *what = "a list of 1 to 3 integers >= 1 (e.g. [1, 28, 28])";
     if (v->type != YT_SEQ) return yt_fail_at(c, v, path, what, show(v, got, sizeof got));
     if (v->n < 1 || v->n > 3) {
         snprintf(got, sizeof got, "%d entries", v->n);
         return yt_fail_at(c, v, path, what, got);
     }
-    double numel = 1;
     for (int i = 0; i < v->n; i++) {
         uint64_t d;
         snprintf(ipath, sizeof ipath, "%s[%d]", path, i);
-        if (yt_conv_int(c, v->ent[i].val, ipath, 1, INT_MAX, "an integer >= 1", 0, &d))
+        if (yt_conv_int(c, v->ent[i].val, ipath, 1, hi, item_what, show_range, &d))
             return c->err->code;
-        j->input_shape[i] = (int)d;
-        numel *= (double)d;
+        dims[i] = (int)d;
+    }
+    *n = v->n;
+    return 0;
+}
+
+/* model.input_shape: 1 to 3 dims >= 1 with at most H5IO's 2^31-1 elements. */
+static int conv_shape(const yt_ctx *c, const yt_node *v, const char *path, job *j) {
+    int n, dims[3];
+    if (conv_int_list(c, v, path, "a list of 1 to 3 integers >= 1 (e.g. [1, 28, 28])",
+                      "an integer >= 1", INT_MAX, 0, &n, dims))
+        return c->err->code;
+    double numel = 1;
+    for (int i = 0; i < n; i++) {
+        j->input_shape[i] = dims[i];
+        numel *= (double)dims[i];
     }
     if (numel > INT_MAX)
         return yt_fail(c, v->line, v->set, path, "%.0f elements per example, at most %d",
                        numel, INT_MAX);
-    j->input_ndim = v->n;
+    j->input_ndim = n;
     return 0;
 }
 
 /* A list of 1 to 3 integers >= 1 (window, stride, patch). */
 static int conv_dims(const yt_ctx *c, const yt_node *v, const char *path, int *n,
                      int *dims) {
-    char got[YT_SHOW_MAX + 64], ipath[128];
-    const char *what = "a list of 1 to 3 integers >= 1 (e.g. [4, 4])";
-    if (v->type != YT_SEQ) return yt_fail_at(c, v, path, what, show(v, got, sizeof got));
-    if (v->n < 1 || v->n > 3) {
-        snprintf(got, sizeof got, "%d entries", v->n);
-        return yt_fail_at(c, v, path, what, got);
-    }
-    for (int i = 0; i < v->n; i++) {
-        uint64_t d;
-        snprintf(ipath, sizeof ipath, "%s[%d]", path, i);
-        if (yt_conv_int(c, v->ent[i].val, ipath, 1, 1 << 20, "an integer in 1..1048576", 1, &d))
-            return c->err->code;
-        dims[i] = (int)d;
-    }
-    *n = v->n;
-    return 0;
+    return conv_int_list(c, v, path, "a list of 1 to 3 integers >= 1 (e.g. [4, 4])",
+                         "an integer in 1..1048576", 1 << 20, 1, n, dims);
 }
 
 /* train.betas: two numbers in [0, 1). */
