@@ -33,6 +33,10 @@ _Static_assert(sizeof(job_method_kind) == sizeof(int), "enum size");
 _Static_assert(sizeof(job_quadrature) == sizeof(int), "enum size");
 _Static_assert(sizeof(job_baseline) == sizeof(int), "enum size");
 _Static_assert(sizeof(job_scheduler) == sizeof(int), "enum size");
+_Static_assert(sizeof(job_infl_kind) == sizeof(int), "enum size");
+_Static_assert(sizeof(job_inverse) == sizeof(int), "enum size");
+_Static_assert(sizeof(job_curvature) == sizeof(int), "enum size");
+_Static_assert(sizeof(job_projection) == sizeof(int), "enum size");
 
 #define MAX_JOB_FILE (16 << 20) /* bytes; job files are a few hundred */
 #define HIDDEN_MAX_WIDTH 1000000
@@ -46,6 +50,7 @@ static const char *show(const yt_node *v, char *buf, size_t cap) {
 typedef enum {
     T_SECTION = 1, /* a mapping of fields */
     T_METHODS,     /* the list of method mappings */
+    T_INFLUENCE,   /* the list of influence mappings */
     T_STRING,      /* char[cap] */
     T_NAME,        /* char[cap] of [A-Za-z0-9_-]+ */
     T_INT,         /* int */
@@ -53,7 +58,7 @@ typedef enum {
     T_NUMBER,      /* double */
     T_BOOL,        /* int 0/1 */
     T_ENUM,        /* enum (int-sized), value = index in names + 1 */
-    T_ROWS,        /* job.row_start, job.row_end */
+    T_ROWS,        /* int64 start at .off, int64 end at .off2 */
     T_TARGET,      /* job_method.target, target_class */
     T_HIDDEN,      /* job.n_hidden, job.hidden */
     T_LAYERS,      /* job.n_layers, job.layers (arch.h) */
@@ -62,6 +67,9 @@ typedef enum {
     T_DIMS,        /* int count at .off, int[3] at .off2: 1 to 3 integers >= 1 */
     T_DURATION,    /* double seconds: a number, or "90s", "30m", "2h", "1d",
                       "MM:SS", "HH:MM:SS", "D-HH:MM:SS" (SLURM's forms) */
+    T_NAMES,       /* int count at .off, char[.hi][.cap] at .off2: 0 to .hi
+                      distinct layer names ([A-Za-z0-9_.-]+) */
+    T_PATHS,       /* the same for 0 to .hi distinct non-empty paths */
 } ftype;
 
 typedef enum {
@@ -69,6 +77,7 @@ typedef enum {
     NUM_POS,    /* > 0 */
     NUM_NONNEG, /* >= 0 */
     NUM_UNIT,   /* in [0, 1) */
+    NUM_OPEN01, /* in (0, 1) */
 } numrange;
 
 typedef struct {
@@ -82,13 +91,15 @@ typedef struct {
     numrange num;   /* T_NUMBER */
     const char *const *names; /* T_ENUM: NULL-terminated */
     int base0;      /* T_ENUM: the value is the index (an engine enum), not index + 1 */
+    const int *vals; /* T_ENUM: the value of names[i] is vals[i] (overrides base0) */
     int when;       /* train fields: the setting they belong to (W_*), 0 = always */
-    size_t off2;    /* T_DIMS: the array */
+    size_t off2;    /* T_DIMS, T_NAMES, T_PATHS: the array; T_ROWS: the end */
 } rule;
 
 /* Train fields that belong to one optimizer, schedule or loss: given for
  * another one they are an error, emitted only for theirs, and 0 otherwise. */
-enum { W_ALWAYS = 0, W_SGD, W_ADAM, W_STEP, W_COSINE, W_XENT };
+enum { W_ALWAYS = 0, W_SGD, W_ADAM, W_STEP, W_COSINE, W_XENT, W_ITER, W_NEWTON };
+/* W_ITER: the iterative optimizers (sgd, adam, adamw); W_NEWTON: newton */
 
 #define PB(p) (1u << (p))
 #define P_RUN PB(JOB_PURPOSE_RUN)
@@ -122,6 +133,16 @@ enum { W_ALWAYS = 0, W_SGD, W_ADAM, W_STEP, W_COSINE, W_XENT };
 #define K_SAMPLES (K_EG | K_GS | K_SHAP | K_KSHAP | K_LIME | K_SOBOL | K_RISE)
 #define JOFF(m) offsetof(job, m)
 #define MOFF(m) offsetof(job_method, m)
+#define IOFF(m) offsetof(job_influence, m)
+/* influence[] kinds (the same .kinds field, in the influence[] section) */
+#define IB(k) (1u << (k))
+#define I_DOT IB(JOB_INFL_GRAD_DOT)
+#define I_COS IB(JOB_INFL_GRAD_COS)
+#define I_TRACIN IB(JOB_INFL_TRACIN)
+#define I_INFL IB(JOB_INFL_INFLUENCE)
+#define I_TRAK IB(JOB_INFL_TRAK)
+#define I_ALL (I_DOT | I_COS | I_TRACIN | I_INFL | I_TRAK)
+#define I_PROJ (I_DOT | I_COS | I_TRACIN | I_TRAK) /* kinds whose gradients may be projected */
 
 static const char *const KIND_NAMES[] = {
     "saliency", "input_x_gradient", "integrated_gradients", "expected_gradients",
@@ -139,7 +160,19 @@ static const char *const QUAD_NAMES[] = {"riemann_left", "riemann_right",
                                          "gauss_legendre", NULL};
 static const char *const BASELINE_NAMES[] = {"zero", "constant", "mean", NULL};
 static const char *const SCHED_NAMES[] = {"static", "dynamic", NULL};
-static const char *const OPT_NAMES[] = {"sgd", "adam", "adamw", NULL};
+static const char *const OPT_NAMES[] = {"sgd", "adam", "adamw", "newton", NULL};
+static const int OPT_VALS[] = {ENG_OPT_SGD, ENG_OPT_ADAM, ENG_OPT_ADAMW, JOB_OPT_NEWTON};
+_Static_assert(JOB_OPT_NEWTON > ENG_OPT_ADAMW, "JOB_OPT_NEWTON is not an engine optimizer");
+static const char *const INFL_KIND_NAMES[] = {"grad_dot", "grad_cos", "tracin", "influence",
+                                              "trak", NULL};
+_Static_assert(JOB_INFL_GRAD_DOT == 1 && JOB_INFL_TRAK == 5, "INFL_KIND_NAMES");
+static const char *const INV_NAMES[] = {"exact", "cg", "lissa", "kfac", "ekfac", NULL};
+_Static_assert(JOB_INV_EXACT == 1 && JOB_INV_EKFAC == 5, "INV_NAMES");
+static const char *const CURV_NAMES[] = {"gauss_newton", "hessian", NULL};
+_Static_assert(JOB_CURV_GAUSS_NEWTON == 1 && JOB_CURV_HESSIAN == 2, "CURV_NAMES");
+static const char *const PROJ_NAMES[] = {"none", "gaussian", "rademacher", "sjlt", "kronecker",
+                                         NULL};
+_Static_assert(JOB_PROJ_NONE == 0 && JOB_PROJ_KRONECKER == 4, "PROJ_NAMES");
 static const char *const LR_NAMES[] = {"constant", "step", "cosine", NULL};
 static const char *const LOSS_NAMES[] = {"cross_entropy", "mse", NULL};
 _Static_assert(ENG_OPT_SGD == 0 && ENG_OPT_ADAM == 1 && ENG_OPT_ADAMW == 2, "OPT_NAMES");
@@ -166,7 +199,7 @@ _Static_assert(ENG_LOSS_XENT == 0 && ENG_LOSS_MSE == 1, "LOSS_NAMES");
     X("data.rows", "string or integer", "\":\"",                               \
       "Rows: \"start:end\" half-open, either side optional (\":500\", "        \
       "\"100:\"), or a count n meaning \"0:n\"; \":\" = all rows.",            \
-      .t = T_ROWS)                                                             \
+      .t = T_ROWS, .off = JOFF(row_start), .off2 = JOFF(row_end))              \
     X("model", "mapping", "{}", "The model file, and its layers for training.",\
       .t = T_SECTION)                                                          \
     X("model.path", "string", "required",                                      \
@@ -187,9 +220,10 @@ _Static_assert(ENG_LOSS_XENT == 0 && ENG_LOSS_MSE == 1, "LOSS_NAMES");
       "28, 28] for a conv net on 28x28 images); absent = the data's row "      \
       "shape. Its element count must be the data's.",                         \
       .t = T_SHAPE)                                                            \
-    X("methods", "list", "required",                                           \
-      "Attribution methods to compute, 1 to 32 mappings; required by run.",    \
-      .t = T_METHODS, .req = P_RUN)                                            \
+    X("methods", "list", "—",                                                  \
+      "Attribution methods to compute, 1 to 32 mappings; run needs this or "   \
+      "influence (or both).",                                                  \
+      .t = T_METHODS)                                                          \
     X("methods[].name", "string", "required",                                  \
       "Unique name: letters, digits, _ and -, at most 63 characters. Names "   \
       "the results group; --set can address the method by it.",               \
@@ -268,6 +302,43 @@ _Static_assert(ENG_LOSS_XENT == 0 && ENG_LOSS_MSE == 1, "LOSS_NAMES");
     X("metrics.sensitivity_radius", "number", "0.02", "Sensitivity-max: radius of the L-infinity ball of the perturbations," " > 0.", .t = T_NUMBER, .off = JOFF(metrics.sensitivity_radius), .num = NUM_POS) \
     X("metrics.agreement", "boolean", "false", "Spearman, Kendall and top-k agreement of every pair of methods, per " "row.", .t = T_BOOL, .off = JOFF(metrics.agreement)) \
     X("metrics.top_k", "integer", "20", "Agreement: the k of the top-k overlap, 1..1000000.", .t = T_INT, .off = JOFF(metrics.top_k), .lo = 1, .hi = 1000000) \
+    X("influence", "list", "—", "Training-data attribution methods, 1 to 16 mappings (see influence below; docs/influence.md has the formulas); run needs this or methods (or both).", .t = T_INFLUENCE) \
+    X("influence[].name", "string", "required", "Unique name among methods and influence: letters, digits, _ and -, at most 63 characters. Names the results group /influence/<name>; --set can address the entry by it.", .t = T_NAME, .kinds = I_ALL, .off = IOFF(name), .cap = JOB_NAME_MAX) \
+    X("influence[].kind", "enum", "required", "grad_dot, grad_cos, tracin, influence or trak; decides which other fields the entry takes.", .t = T_ENUM, .kinds = I_ALL, .off = IOFF(kind), .names = INFL_KIND_NAMES) \
+    X("influence[].layers", "list", "[]", "The layers whose parameters' gradients are used: 0 to 16 layer names of the model (e.g. [fc2]); [] = every trainable tensor.", .t = T_NAMES, .kinds = I_ALL, .off = IOFF(n_layers), .off2 = IOFF(layers), .cap = JOB_NAME_MAX, .hi = JOB_MAX_SEL_LAYERS) \
+    X("influence[].projection", "enum", "none (trak rademacher)", "grad_dot, grad_cos, tracin, trak: random projection of the gradients before they are stored and compared: none, gaussian, rademacher, sjlt (sparse) or kronecker (per linear layer, never forms the gradient).", .t = T_ENUM, .kinds = I_PROJ, .off = IOFF(projection), .names = PROJ_NAMES, .base0 = 1) \
+    X("influence[].proj_dim", "integer", "0 (trak 512)", "The projected dimension, 1..1048576, required with a projection other than none (trak: 512 by default); 0 or absent with none.", .t = T_INT, .kinds = I_PROJ, .off = IOFF(proj_dim), .lo = 0, .hi = 1 << 20) \
+    X("influence[].proj_seed", "integer", "—", "projection other than none: seed of the projection, >= 0; absent = run.seed (the effective job records the value).", .t = T_U64, .kinds = I_PROJ, .off = IOFF(proj_seed), .lo = 0) \
+    X("influence[].normalize", "boolean", "false", "grad_dot, tracin: unit-normalise every (projected) gradient first (grad_cos always does).", .t = T_BOOL, .kinds = I_DOT | I_TRACIN, .off = IOFF(normalize)) \
+    X("influence[].checkpoints", "string", "\"\"", "tracin: required, the checkpoint file whose checkpoints are summed, each weighted by its learning rate (a training job's train.checkpoints); trak: a checkpoint file whose checkpoints join the ensemble, \"\" = none.", .t = T_STRING, .kinds = I_TRACIN | I_TRAK, .off = IOFF(checkpoints), .cap = JOB_PATH_MAX) \
+    X("influence[].models", "list", "[]", "trak: more model files in the ensemble (after model.path), 0 to 8 paths.", .t = T_PATHS, .kinds = I_TRAK, .off = IOFF(n_models), .off2 = IOFF(models), .cap = JOB_PATH_MAX, .hi = JOB_MAX_MODELS) \
+    X("influence[].inverse", "enum", "exact", "influence: how (H + lambda I)^-1 is applied: exact (the matrix over the selected parameters, factored), cg (conjugate gradient), lissa, kfac or ekfac (Kronecker factors per linear layer).", .t = T_ENUM, .kinds = I_INFL, .off = IOFF(inverse), .names = INV_NAMES) \
+    X("influence[].curvature", "enum", "gauss_newton", "influence: H is gauss_newton (J^T H_loss J, positive semi-definite) or hessian (of the mean training loss); kfac and ekfac take gauss_newton only.", .t = T_ENUM, .kinds = I_INFL, .off = IOFF(curvature), .names = CURV_NAMES) \
+    X("influence[].damping", "number", "1e-3 (trak 1e-6)", "influence, trak: lambda added to the diagonal of the curvature (trak: of Phi^T Phi), >= 0; with damping_relative, a fraction of its mean eigenvalue.", .t = T_NUMBER, .kinds = I_INFL | I_TRAK, .off = IOFF(damping), .num = NUM_NONNEG) \
+    X("influence[].damping_relative", "boolean", "false (trak true)", "influence, trak: true = lambda is damping times the mean eigenvalue (trace / dimension) of the matrix; the lambda used is recorded in the results.", .t = T_BOOL, .kinds = I_INFL | I_TRAK, .off = IOFF(damping_relative)) \
+    X("influence[].hessian_rows", "integer", "0", "influence: train rows the curvature is estimated on, >= 0; 0 = all of train_data.rows.", .t = T_INT, .kinds = I_INFL, .off = IOFF(hessian_rows), .lo = 0) \
+    X("influence[].cg_tol", "number", "1e-6", "inverse cg only: stop when the relative residual is at most this, > 0.", .t = T_NUMBER, .kinds = I_INFL, .off = IOFF(cg_tol), .num = NUM_POS) \
+    X("influence[].cg_max_iter", "integer", "100", "inverse cg only: iterations at most, 1..1000000.", .t = T_INT, .kinds = I_INFL, .off = IOFF(cg_max_iter), .lo = 1, .hi = 1000000) \
+    X("influence[].lissa_depth", "integer", "1000", "inverse lissa only: recursion steps per repeat, 1..10000000.", .t = T_INT, .kinds = I_INFL, .off = IOFF(lissa_depth), .lo = 1, .hi = 10000000) \
+    X("influence[].lissa_scale", "number", "10.0", "inverse lissa only: the scale, > 0; it must exceed the largest eigenvalue of the damped curvature or the recursion diverges.", .t = T_NUMBER, .kinds = I_INFL, .off = IOFF(lissa_scale), .num = NUM_POS) \
+    X("influence[].lissa_repeats", "integer", "1", "inverse lissa only: independent recursions averaged, 1..10000.", .t = T_INT, .kinds = I_INFL, .off = IOFF(lissa_repeats), .lo = 1, .hi = 10000) \
+    X("influence[].lissa_batch", "integer", "64", "inverse lissa only: train rows per stochastic curvature product, 1..1000000.", .t = T_INT, .kinds = I_INFL, .off = IOFF(lissa_batch), .lo = 1, .hi = 1000000) \
+    X("train_data", "mapping", "{}", "influence only: the training examples attributed to (rows of data.path).", .t = T_SECTION) \
+    X("train_data.split", "string", "\"train\"", "Split of the dataset file that holds the training examples.", .t = T_STRING, .off = JOFF(tda.train_split), .cap = JOB_NAME_MAX, .nonempty = 1) \
+    X("train_data.rows", "string or integer", "\":\"", "Rows of that split, written like data.rows; \":\" = all rows.", .t = T_ROWS, .off = JOFF(tda.train_start), .off2 = JOFF(tda.train_end)) \
+    X("train_data.block_rows", "integer", "512", "Train rows per work unit when their gradients are computed and stored, 1..1000000.", .t = T_INT, .off = JOFF(tda.train_block_rows), .lo = 1, .hi = 1000000) \
+    X("train_data.top_k", "integer", "10", "Proponents and opponents (highest and lowest scores) kept per test row, 0..1000; 0 = none.", .t = T_INT, .off = JOFF(tda.top_k), .lo = 0, .hi = 1000) \
+    X("train_data.store", "string", "\"\"", "Directory of the stored train gradients, which later runs with the same model, rows and projection reuse; \"\" = OUTPUT.store (output.path with .store appended).", .t = T_STRING, .off = JOFF(tda.store), .cap = JOB_PATH_MAX) \
+    X("ground_truth", "mapping", "{}", "influence only: leave-one-out and linear datamodeling score ground truth; both off by default.", .t = T_SECTION) \
+    X("ground_truth.loo", "mapping", "{}", "Leave-one-out retraining of a convex model (needs train.optimizer: newton).", .t = T_SECTION) \
+    X("ground_truth.loo.points", "integer", "0", "Train points, each refitted without, 0..1000000; 0 = off.", .t = T_INT, .off = JOFF(tda.loo_points), .lo = 0, .hi = 1000000) \
+    X("ground_truth.loo.tol", "number", "1e-10", "Gradient norm that ends a refit, > 0.", .t = T_NUMBER, .off = JOFF(tda.loo_tol), .num = NUM_POS) \
+    X("ground_truth.loo.max_iter", "integer", "100", "Newton steps per refit at most, 1..100000.", .t = T_INT, .off = JOFF(tda.loo_max_iter), .lo = 1, .hi = 100000) \
+    X("ground_truth.lds", "mapping", "{}", "Linear datamodeling score (needs a train section: how each subset's model is trained).", .t = T_SECTION) \
+    X("ground_truth.lds.subsets", "integer", "0", "Random train subsets M, each trained from scratch, 0 or 5..100000; 0 = off.", .t = T_INT, .off = JOFF(tda.lds_subsets), .lo = 0, .hi = 100000) \
+    X("ground_truth.lds.fraction", "number", "0.5", "Fraction alpha of the train rows in each subset, in (0, 1).", .t = T_NUMBER, .off = JOFF(tda.lds_fraction), .num = NUM_OPEN01) \
+    X("ground_truth.lds.seeds", "integer", "1", "Training seeds R per subset (their margins are averaged), 1..1000.", .t = T_INT, .off = JOFF(tda.lds_seeds), .lo = 1, .hi = 1000) \
+    X("ground_truth.lds.bootstrap", "integer", "1000", "Bootstrap resamples of the test rows for the confidence interval of the mean LDS, 0..1000000; 0 = none.", .t = T_INT, .off = JOFF(tda.lds_bootstrap), .lo = 0, .hi = 1000000) \
     X("run", "mapping", "{}", "How the work is cut into units and run.",       \
       .t = T_SECTION)                                                          \
     X("run.scheduler", "enum", "static",                                       \
@@ -309,16 +380,30 @@ _Static_assert(ENG_LOSS_XENT == 0 && ENG_LOSS_MSE == 1, "LOSS_NAMES");
       "Training settings; its presence (even empty) enables them. Required "   \
       "by train.",                                                             \
       .t = T_SECTION, .req = P_TRAIN)                                          \
-    X("train.epochs", "integer", "10", "Passes over the data, 1..100000.",     \
-      .t = T_INT, .off = JOFF(epochs), .lo = 1, .hi = 100000)                  \
-    X("train.batch_size", "integer", "128", "Rows per minibatch, 1..1000000.", \
-      .t = T_INT, .off = JOFF(batch_size), .lo = 1, .hi = 1000000)             \
+    X("train.epochs", "integer", "10",                                         \
+      "Passes over the data, 1..100000; not with newton.",                     \
+      .t = T_INT, .off = JOFF(epochs), .lo = 1, .hi = 100000, .when = W_ITER)  \
+    X("train.batch_size", "integer", "128",                                    \
+      "Rows per minibatch, 1..1000000; not with newton.",                      \
+      .t = T_INT, .off = JOFF(batch_size), .lo = 1, .hi = 1000000,             \
+      .when = W_ITER)                                                          \
     X("train.optimizer", "enum", "sgd",                                        \
-      "sgd, adam or adamw (PyTorch's SGD, Adam and AdamW).",                   \
-      .t = T_ENUM, .off = JOFF(optimizer), .names = OPT_NAMES, .base0 = 1)     \
+      "sgd, adam or adamw (PyTorch's SGD, Adam and AdamW), or newton "        \
+      "(full-batch Newton's method in float64 on the mean loss plus "          \
+      "weight_decay/2 times the squared norm of the parameters, for convex "   \
+      "models such as a linear layer on fixed features; needs weight_decay > " \
+      "0).",                                                                   \
+      .t = T_ENUM, .off = JOFF(optimizer), .names = OPT_NAMES, .vals = OPT_VALS) \
+    X("train.tol", "number", "1e-10",                                          \
+      "newton only: stop when the gradient norm of the objective is at most "  \
+      "this, > 0.", .t = T_NUMBER, .off = JOFF(newton_tol), .num = NUM_POS,    \
+      .when = W_NEWTON)                                                        \
+    X("train.max_iter", "integer", "50",                                       \
+      "newton only: Newton steps at most, 1..10000.", .t = T_INT,              \
+      .off = JOFF(newton_max_iter), .lo = 1, .hi = 10000, .when = W_NEWTON)    \
     X("train.lr", "number", "0.05",                                            \
-      "Learning rate, > 0 (the schedule's starting value).", .t = T_NUMBER,    \
-      .off = JOFF(lr), .num = NUM_POS)                                         \
+      "sgd, adam, adamw: learning rate, > 0 (the schedule's starting value).", \
+      .t = T_NUMBER, .off = JOFF(lr), .num = NUM_POS, .when = W_ITER)          \
     X("train.momentum", "number", "0.9", "sgd only: momentum, in [0, 1).",     \
       .t = T_NUMBER, .off = JOFF(momentum), .num = NUM_UNIT, .when = W_SGD)    \
     X("train.nesterov", "boolean", "false",                                    \
@@ -332,12 +417,14 @@ _Static_assert(ENG_LOSS_XENT == 0 && ENG_LOSS_MSE == 1, "LOSS_NAMES");
       .off = JOFF(adam_eps), .num = NUM_POS, .when = W_ADAM)                   \
     X("train.weight_decay", "number", "0.0",                                   \
       "Weight decay, >= 0: L2 added to the gradient (sgd, adam), decoupled "   \
-      "(adamw).",                                                              \
+      "(adamw), the L2 term of the objective (newton).",                       \
       .t = T_NUMBER, .off = JOFF(weight_decay), .num = NUM_NONNEG)             \
     X("train.schedule", "enum", "constant",                                    \
       "Learning rate per epoch: constant, step (times gamma every step_size "  \
-      "epochs) or cosine (annealed from lr towards min_lr over the epochs).",  \
-      .t = T_ENUM, .off = JOFF(schedule), .names = LR_NAMES, .base0 = 1)       \
+      "epochs) or cosine (annealed from lr towards min_lr over the epochs); "  \
+      "not with newton.",                                                      \
+      .t = T_ENUM, .off = JOFF(schedule), .names = LR_NAMES, .base0 = 1,       \
+      .when = W_ITER)                                                          \
     X("train.step_size", "integer", "10",                                      \
       "schedule: step only: epochs between decays, 1..100000.", .t = T_INT,    \
       .off = JOFF(step_size), .lo = 1, .hi = 100000, .when = W_STEP)           \
@@ -356,8 +443,8 @@ _Static_assert(ENG_LOSS_XENT == 0 && ENG_LOSS_MSE == 1, "LOSS_NAMES");
       .off = JOFF(label_smoothing), .num = NUM_UNIT, .when = W_XENT)           \
     X("train.checkpoint_every", "integer", "0",                                \
       "Write a checkpoint every this many epochs (a resumable training "       \
-      "state); 0 = never.", .t = T_INT, .off = JOFF(checkpoint_every),         \
-      .lo = 0, .hi = 100000)                                                   \
+      "state); 0 = never; not with newton.", .t = T_INT,                       \
+      .off = JOFF(checkpoint_every), .lo = 0, .hi = 100000, .when = W_ITER)    \
     X("train.checkpoints", "string", "\"\"",                                   \
       "Checkpoint file; \"\" = model.path with .h5 replaced by .ckpt.h5 (or "  \
       ".ckpt.h5 appended).", .t = T_STRING, .off = JOFF(checkpoint_path),      \
@@ -450,6 +537,25 @@ static const char *enum_name(const char *const *names, int v, int base0) {
     return NULL;
 }
 
+/* The value of names[i] of enum rule r. */
+static int enum_value(const rule *r, int i) {
+    return r->vals ? r->vals[i] : i + !r->base0;
+}
+
+/* The word of value v of enum rule r, or NULL. */
+static const char *rule_enum_name(const rule *r, int v) {
+    for (int i = 0; r->names[i]; i++)
+        if (enum_value(r, i) == v) return r->names[i];
+    return NULL;
+}
+
+/* train.optimizer's word for value v ("?" when none). */
+static const char *opt_word(int v) {
+    for (int i = 0; OPT_NAMES[i]; i++)
+        if (OPT_VALS[i] == v) return OPT_NAMES[i];
+    return "?";
+}
+
 const char *job_method_kind_name(job_method_kind k) {
     const char *s = enum_name(KIND_NAMES, (int)k, 0);
     return s ? s : "?";
@@ -468,6 +574,26 @@ const char *job_baseline_name(job_baseline b) {
 const char *job_scheduler_name(job_scheduler s) {
     const char *n = enum_name(SCHED_NAMES, (int)s, 0);
     return n ? n : "?";
+}
+
+const char *job_infl_kind_name(job_infl_kind k) {
+    const char *s = enum_name(INFL_KIND_NAMES, (int)k, 0);
+    return s ? s : "?";
+}
+
+const char *job_inverse_name(job_inverse v) {
+    const char *s = enum_name(INV_NAMES, (int)v, 0);
+    return s ? s : "?";
+}
+
+const char *job_projection_name(job_projection p) {
+    const char *s = enum_name(PROJ_NAMES, (int)p, 1);
+    return s ? s : "?";
+}
+
+const char *job_curvature_name(job_curvature c) {
+    const char *s = enum_name(CURV_NAMES, (int)c, 0);
+    return s ? s : "?";
 }
 
 const char *job_target_name(const job_method *m, char *buf, size_t cap) {
@@ -573,6 +699,7 @@ static const char *num_expect(numrange nr) {
     case NUM_POS: return "a number > 0";
     case NUM_NONNEG: return "a number >= 0";
     case NUM_UNIT: return "a number in [0, 1)";
+    case NUM_OPEN01: return "a number in (0, 1)";
     case NUM_ANY: break;
     }
     return "a number";
@@ -583,13 +710,16 @@ static int num_ok(numrange nr, double v) {
     case NUM_POS: return v > 0;
     case NUM_NONNEG: return v >= 0;
     case NUM_UNIT: return v >= 0 && v < 1;
+    case NUM_OPEN01: return v > 0 && v < 1;
     case NUM_ANY: break;
     }
     return 1;
 }
 
-/* data.rows: "a:b" (any style) or a plain row count n = "0:n". */
-static int conv_rows(const yt_ctx *c, const yt_node *v, const char *path, job *j) {
+/* data.rows, train_data.rows: "a:b" (any style) or a plain row count n =
+ * "0:n", into *start and *end. */
+static int conv_rows(const yt_ctx *c, const yt_node *v, const char *path, int64_t *start,
+                     int64_t *end) {
     const char *what = "\"start:end\" (either side optional, start < end, "
                        "e.g. \"0:1000\", \":500\", \"100:\") or a row count >= 1";
     char got[YT_SHOW_MAX + 64];
@@ -600,11 +730,11 @@ static int conv_rows(const yt_ctx *c, const yt_node *v, const char *path, job *j
     if (v->plain && yt_parse_int(v->text, &neg, &mag) == 0) {
         if (neg || mag == 0 || mag > (uint64_t)INT64_MAX)
             return yt_fail_at(c, v, path, what, got);
-        j->row_start = 0;
-        j->row_end = (int64_t)mag;
+        *start = 0;
+        *end = (int64_t)mag;
         return 0;
     }
-    if (parse_rows(v->text, &j->row_start, &j->row_end))
+    if (parse_rows(v->text, start, end))
         return yt_fail_at(c, v, path, what, got);
     return 0;
 }
@@ -723,8 +853,46 @@ static int conv_betas(const yt_ctx *c, const yt_node *v, const char *path, job *
     return 0;
 }
 
-/* Convert value v of rule ri into base (a job, or a job_method for
- * methods[] fields). path names the field in messages. */
+/* influence[].layers (T_NAMES) and influence[].models (T_PATHS): a list of
+ * 0 to r->hi distinct strings of at most r->cap - 1 bytes into the count at
+ * r->off and the char[r->hi][r->cap] at r->off2. Layer names are what
+ * model.layers allows: letters, digits, '_', '.' and '-'. */
+static int conv_str_list(const yt_ctx *c, const rule *r, const yt_node *v, const char *path,
+                         void *base) {
+    char got[YT_SHOW_MAX + 64], what[128], ipath[160];
+    int names = r->t == T_NAMES;
+    snprintf(what, sizeof what, "a list of 0 to %d %s", (int)r->hi,
+             names ? "layer names (e.g. [fc1, fc2])" : "file paths");
+    if (v->type != YT_SEQ) return yt_fail_at(c, v, path, what, show(v, got, sizeof got));
+    if (v->n > r->hi) {
+        snprintf(got, sizeof got, "%d entries", v->n);
+        return yt_fail_at(c, v, path, what, got);
+    }
+    char *arr = (char *)base + r->off2;
+    const char *item = names ? "a layer name of letters, digits, '_', '.' and '-'"
+                             : "a non-empty path";
+    for (int i = 0; i < v->n; i++) {
+        const yt_node *x = v->ent[i].val;
+        char *dst = arr + (size_t)i * r->cap;
+        snprintf(ipath, sizeof ipath, "%s[%d]", path, i);
+        if (yt_conv_str(c, x, ipath, r->cap, 1, item, dst)) return c->err->code;
+        if (names && strspn(dst, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                 "0123456789_.-") != strlen(dst))
+            return yt_fail_at(c, x, ipath, item, show(x, got, sizeof got));
+        for (int k = 0; k < i; k++)
+            if (!strcmp(arr + (size_t)k * r->cap, dst))
+                return yt_fail(c, x->line, x->set, ipath, "'%s' is listed twice (also [%d])",
+                               dst, k);
+    }
+    /* unused entries stay zero, so a job has one representation */
+    memset(arr + (size_t)v->n * r->cap, 0, (size_t)(r->hi - v->n) * r->cap);
+    *(int *)(void *)((char *)base + r->off) = v->n;
+    return 0;
+}
+
+/* Convert value v of rule ri into base (a job, a job_method for methods[]
+ * fields, a job_influence for influence[] fields). path names the field in
+ * messages. */
 static int conv(const yt_ctx *c, int ri, const char *path, const yt_node *v,
                 void *base) {
     const rule *r = &RULES[ri];
@@ -777,7 +945,7 @@ static int conv(const yt_ctx *c, int ri, const char *path, const yt_node *v,
         if (v->type == YT_SCALAR)
             for (int i = 0; r->names[i]; i++)
                 if (!strcmp(v->text, r->names[i])) {
-                    *(int *)(void *)dst = i + !r->base0;
+                    *(int *)(void *)dst = enum_value(r, i);
                     return 0;
                 }
         for (int i = 0; r->names[i]; i++)
@@ -796,7 +964,11 @@ static int conv(const yt_ctx *c, int ri, const char *path, const yt_node *v,
         *(double *)(void *)dst = x;
         return 0;
     }
-    case T_ROWS: return conv_rows(c, v, path, base);
+    case T_ROWS:
+        return conv_rows(c, v, path, (int64_t *)(void *)dst,
+                         (int64_t *)(void *)((char *)base + r->off2));
+    case T_NAMES:
+    case T_PATHS: return conv_str_list(c, r, v, path, base);
     case T_TARGET: return conv_target(c, v, path, base);
     case T_HIDDEN: return conv_hidden(c, v, path, base);
     case T_LAYERS: {
@@ -809,20 +981,20 @@ static int conv(const yt_ctx *c, int ri, const char *path, const yt_node *v,
         return conv_dims(c, v, path, (int *)(void *)dst,
                          (int *)(void *)((char *)base + r->off2));
     case T_SECTION:
-    case T_METHODS: break;
+    case T_METHODS:
+    case T_INFLUENCE: break;
     }
     return at_err_set(c->err, AT_EINTERNAL, "job: %s: no converter", path);
 }
 
-/* The default text of rule ri for method kind `kind` (0 = not a method
- * field). A default may name values of some kinds after the common one:
- * "50 (shapley_sampling 25, kernel_shap 200)". */
-static void default_text(int ri, int kind, char *out, size_t cap) {
+/* The default text of rule ri for the list entry kind named `name` (NULL =
+ * not a list field). A default may name values of some kinds after the
+ * common one: "50 (shapley_sampling 25, kernel_shap 200)". */
+static void default_text(int ri, const char *name, char *out, size_t cap) {
     const char *d = DOCS[ri].deflt, *paren = strstr(d, " (");
     size_t n = paren ? (size_t)(paren - d) : strlen(d);
     snprintf(out, cap, "%.*s", (int)n, d);
-    if (!paren || !kind) return;
-    const char *name = job_method_kind_name((job_method_kind)kind);
+    if (!paren || !name) return;
     size_t ln = strlen(name);
     for (const char *q = paren + 2; *q && *q != ')';) {
         const char *end = q + strcspn(q, ",)");
@@ -832,9 +1004,9 @@ static void default_text(int ri, int kind, char *out, size_t cap) {
     }
 }
 
-/* Apply rule ri's default (YAML text in the table) for method kind `kind`
- * (0 outside methods) to base. */
-static void apply_default(int ri, void *base, int kind) {
+/* Apply rule ri's default (YAML text in the table) for the list entry kind
+ * named `kind` (NULL outside lists) to base. */
+static void apply_default(int ri, void *base, const char *kind) {
     at_err e = {0};
     yt_ctx dc = {"<schema default>", NULL, 0, &e};
     yt_node *v = NULL;
@@ -886,8 +1058,9 @@ static int fail_unknown(const yt_ctx *c, const yt_entry *e, const char *prefix,
     return c->err->code;
 }
 
-/* Section si (data, model, run, train, output) from v into j; at[ri] is set
- * to the value node of every field given. */
+/* Section si (data, model, run, train, output, ...; or a section inside
+ * one, ground_truth.loo) from v into j; at[ri] is set to the value node of
+ * every field given. */
 static int fill_section(const yt_ctx *c, int si, const yt_node *v, job *j,
                         const yt_node **at) {
     const char *sect = DOCS[si].path;
@@ -900,7 +1073,9 @@ static int fill_section(const yt_ctx *c, int si, const yt_node *v, job *j,
         int ri = find_rule(sect, v->ent[i].key);
         if (ri < 0) return fail_unknown(c, &v->ent[i], sect, sect);
         at[ri] = v->ent[i].val;
-        if (conv(c, ri, DOCS[ri].path, v->ent[i].val, j)) return c->err->code;
+        int rc = RULES[ri].t == T_SECTION ? fill_section(c, ri, v->ent[i].val, j, at)
+                                          : conv(c, ri, DOCS[ri].path, v->ent[i].val, j);
+        if (rc) return c->err->code;
     }
     return 0;
 }
@@ -939,7 +1114,9 @@ static int fill_method(const yt_ctx *c, int idx, const yt_node *v, job_method *m
     if (conv(c, r_kind, path, at[r_kind], m)) return c->err->code;
     unsigned kb = KB(m->kind);
     for (int ri = 0; ri < N_RULES; ri++)
-        if ((RULES[ri].kinds & kb) && has_default(ri)) apply_default(ri, m, (int)m->kind);
+        if ((RULES[ri].kinds & kb) && in_section(DOCS[ri].path, "methods[]") &&
+            has_default(ri))
+            apply_default(ri, m, job_method_kind_name(m->kind));
     for (int i = 0; i < v->n; i++) {
         int ri = find_rule("methods[]", v->ent[i].key);
         snprintf(path, sizeof path, "%s.%s", base, v->ent[i].key);
@@ -1028,6 +1205,28 @@ static int fill_method(const yt_ctx *c, int idx, const yt_node *v, job_method *m
     return 0;
 }
 
+/* The node of the name of entry i of list seq (checked to have one). */
+static const yt_node *name_node(const yt_node *seq, int i) {
+    const yt_node *it = seq->ent[i].val;
+    return it->ent[yt_find(it, "name")].val;
+}
+
+/* "LIST[i].name: WHAT 'x' (also OTHER[k] at line L)NOTE": entry i of seq
+ * has the name of entry k of oseq. */
+static int fail_dup_name(const yt_ctx *c, const char *list, const yt_node *seq, int i,
+                         const char *other, const yt_node *oseq, int k, const char *what,
+                         const char *note) {
+    const yt_node *nv = name_node(seq, i), *first = name_node(oseq, k);
+    char path[64], where[AT_ERR_MSG];
+    snprintf(path, sizeof path, "%s[%d].name", list, i);
+    if (first->set >= 0)
+        snprintf(where, sizeof where, ", from --set %s", c->sets[first->set]);
+    else
+        snprintf(where, sizeof where, " at line %d", first->line);
+    return yt_fail(c, nv->line, nv->set, path, "%s '%s' (also %s[%d]%s)%s", what,
+                   nv->text, other, k, where, note);
+}
+
 /* The methods list: 1..JOB_MAX_METHODS mappings with unique names. */
 static int fill_methods(const yt_ctx *c, const yt_node *v, job *j) {
     char got[YT_SHOW_MAX + 64], what[64];
@@ -1042,29 +1241,175 @@ static int fill_methods(const yt_ctx *c, const yt_node *v, job *j) {
         const yt_node *item = v->ent[i].val;
         if (fill_method(c, i, item, &j->methods[i])) return c->err->code;
         for (int k = 0; k < i; k++)
-            if (!strcmp(j->methods[k].name, j->methods[i].name)) {
-                const yt_node *nv = item->ent[yt_find(item, "name")].val;
-                const yt_node *first = v->ent[k].val;
-                first = first->ent[yt_find(first, "name")].val;
-                char path[64], where[AT_ERR_MSG];
-                snprintf(path, sizeof path, "methods[%d].name", i);
-                if (first->set >= 0)
-                    snprintf(where, sizeof where, ", from --set %s",
-                             c->sets[first->set]);
-                else
-                    snprintf(where, sizeof where, " at line %d", first->line);
-                return yt_fail(c, nv->line, nv->set, path,
-                            "duplicate method name '%s' (also methods[%d]%s)",
-                            j->methods[i].name, k, where);
-            }
+            if (!strcmp(j->methods[k].name, j->methods[i].name))
+                return fail_dup_name(c, "methods", v, i, "methods", v, k,
+                                     "duplicate method name", "");
     }
     j->n_methods = v->n;
+    return 0;
+}
+
+/* Why field `key` of influence entry f does nothing with f's other settings
+ * (NULL when it is used), written into buf: given, it is an error; emitted,
+ * it is left out; in the job, it is 0. */
+static const char *infl_field_unused(const job_influence *f, const char *key, char *buf,
+                                     size_t cap) {
+    if (!strncmp(key, "cg_", 3) && f->inverse != JOB_INV_CG) {
+        snprintf(buf, cap, "only used with inverse: cg (inverse is %s)",
+                 job_inverse_name(f->inverse));
+        return buf;
+    }
+    if (!strncmp(key, "lissa_", 6) && f->inverse != JOB_INV_LISSA) {
+        snprintf(buf, cap, "only used with inverse: lissa (inverse is %s)",
+                 job_inverse_name(f->inverse));
+        return buf;
+    }
+    if ((!strcmp(key, "proj_dim") || !strcmp(key, "proj_seed")) &&
+        f->projection == JOB_PROJ_NONE) {
+        snprintf(buf, cap, "only used with a projection other than none (projection is "
+                           "none)");
+        return buf;
+    }
+    return NULL;
+}
+
+/* Set the int, double or uint64 field of rule ri in base to 0. */
+static void zero_field(int ri, void *base) {
+    char *dst = (char *)base + RULES[ri].off;
+    switch (RULES[ri].t) {
+    case T_NUMBER: *(double *)(void *)dst = 0; break;
+    case T_U64: *(uint64_t *)(void *)dst = 0; break;
+    case T_INT:
+    case T_BOOL:
+    case T_ENUM: *(int *)(void *)dst = 0; break;
+    default: AT_CHECK(!"zero_field: not a scalar field");
+    }
+}
+
+/* Influence mapping v into f (zeroed by the caller); idx names it in
+ * messages; *seed_given says whether proj_seed was written (else the caller
+ * sets run.seed). Order: unknown keys, kind, name, defaults of the kind,
+ * fields (each must belong to the kind), cross-field rules. */
+static int fill_influence(const yt_ctx *c, int idx, const yt_node *v, job_influence *f,
+                          int *seed_given) {
+    char base[32], path[160], got[YT_SHOW_MAX + 64], why[128];
+    snprintf(base, sizeof base, "influence[%d]", idx);
+    if (v->type != YT_MAP)
+        return yt_fail_at(c, v, base, "a mapping with name and kind",
+                          show(v, got, sizeof got));
+    if (check_dups(c, v, base)) return c->err->code;
+    const yt_node *at[N_RULES] = {0};
+    for (int i = 0; i < v->n; i++) {
+        int ri = find_rule("influence[]", v->ent[i].key);
+        if (ri < 0) return fail_unknown(c, &v->ent[i], base, "influence[]");
+        at[ri] = v->ent[i].val;
+    }
+    int r_kind = rule_index("influence[].kind"), r_name = rule_index("influence[].name");
+    snprintf(path, sizeof path, "%s.kind", base);
+    if (!at[r_kind])
+        return yt_fail(c, v->line, v->set, path, "required field is missing (grad_dot, "
+                       "grad_cos, tracin, influence or trak)");
+    if (conv(c, r_kind, path, at[r_kind], f)) return c->err->code;
+    snprintf(path, sizeof path, "%s.name", base);
+    if (!at[r_name]) return yt_fail(c, v->line, v->set, path, "required field is missing");
+    if (conv(c, r_name, path, at[r_name], f)) return c->err->code;
+    const char *kname = job_infl_kind_name(f->kind);
+    unsigned kb = IB(f->kind);
+    for (int ri = 0; ri < N_RULES; ri++)
+        if ((RULES[ri].kinds & kb) && in_section(DOCS[ri].path, "influence[]") &&
+            has_default(ri))
+            apply_default(ri, f, kname);
+    for (int i = 0; i < v->n; i++) {
+        int ri = find_rule("influence[]", v->ent[i].key);
+        snprintf(path, sizeof path, "%s.%s", base, v->ent[i].key);
+        if (!(RULES[ri].kinds & kb)) {
+            char *fields = known_keys("influence[]", kb);
+            yt_fail(c, v->ent[i].line, v->ent[i].set, path,
+                    "'%s' is of kind %s, which has no %s%s (fields of %s: %s)", f->name,
+                    kname, v->ent[i].key,
+                    f->kind == JOB_INFL_GRAD_COS && !strcmp(v->ent[i].key, "normalize")
+                        ? ": grad_cos always normalises"
+                        : "",
+                    kname, fields);
+            free(fields);
+            return c->err->code;
+        }
+        if (ri == r_name || ri == r_kind) continue;
+        if (conv(c, ri, path, v->ent[i].val, f)) return c->err->code;
+    }
+    /* Cross-field rules. */
+    int r_dim = rule_index("influence[].proj_dim");
+    for (int i = 0; i < v->n; i++) {
+        const char *key = v->ent[i].key;
+        if (!infl_field_unused(f, key, why, sizeof why)) continue;
+        if (!strcmp(key, "proj_dim") && f->proj_dim == 0) continue; /* 0 = none's value */
+        snprintf(path, sizeof path, "%s.%s", base, key);
+        return yt_fail(c, v->ent[i].line, v->ent[i].set, path, "%s", why);
+    }
+    if ((kb & I_PROJ) && f->projection != JOB_PROJ_NONE && f->proj_dim == 0) {
+        const yt_node *w = at[r_dim] ? at[r_dim] : v;
+        snprintf(path, sizeof path, "%s.proj_dim", base);
+        return yt_fail(c, w->line, w->set, path,
+                       "projection %s needs proj_dim, the projected dimension in "
+                       "1..1048576 (e.g. 512)",
+                       job_projection_name(f->projection));
+    }
+    if ((f->inverse == JOB_INV_KFAC || f->inverse == JOB_INV_EKFAC) &&
+        f->curvature != JOB_CURV_GAUSS_NEWTON) {
+        const yt_node *w = at[rule_index("influence[].curvature")];
+        AT_CHECK(w != NULL); /* the default is gauss_newton */
+        snprintf(path, sizeof path, "%s.curvature", base);
+        return yt_fail(c, w->line, w->set, path,
+                       "inverse %s approximates the Gauss-Newton matrix: write curvature: "
+                       "gauss_newton, or inverse: exact, cg or lissa for the Hessian",
+                       job_inverse_name(f->inverse));
+    }
+    if (f->kind == JOB_INFL_TRACIN && !f->checkpoints[0]) {
+        const yt_node *w = at[rule_index("influence[].checkpoints")];
+        snprintf(path, sizeof path, "%s.checkpoints", base);
+        return yt_fail(c, w ? w->line : v->line, w ? w->set : v->set, path,
+                       "%s: tracin needs a checkpoint file (the train.checkpoints of "
+                       "the job that trained the model, with checkpoint_every > 0)",
+                       w ? "must not be empty" : "required field is missing");
+    }
+    /* fields that do nothing here are 0, so a job has one representation */
+    for (int ri = 0; ri < N_RULES; ri++)
+        if ((RULES[ri].kinds & kb) && in_section(DOCS[ri].path, "influence[]") &&
+            infl_field_unused(f, leaf(DOCS[ri].path), why, sizeof why))
+            zero_field(ri, f);
+    *seed_given = at[rule_index("influence[].proj_seed")] != NULL;
+    return 0;
+}
+
+/* The influence list: 1..JOB_MAX_INFLUENCE mappings with unique names;
+ * seed_given[i] as fill_influence's. */
+static int fill_influence_list(const yt_ctx *c, const yt_node *v, job *j, int *seed_given) {
+    char got[YT_SHOW_MAX + 64], what[96];
+    snprintf(what, sizeof what, "a list of 1 to %d training-data attribution methods",
+             JOB_MAX_INFLUENCE);
+    if (v->type != YT_SEQ)
+        return yt_fail_at(c, v, "influence", what, show(v, got, sizeof got));
+    if (v->n < 1 || v->n > JOB_MAX_INFLUENCE) {
+        snprintf(got, sizeof got, "%d entries", v->n);
+        return yt_fail_at(c, v, "influence", what, got);
+    }
+    for (int i = 0; i < v->n; i++) {
+        if (fill_influence(c, i, v->ent[i].val, &j->influence[i], &seed_given[i]))
+            return c->err->code;
+        for (int k = 0; k < i; k++)
+            if (!strcmp(j->influence[k].name, j->influence[i].name))
+                return fail_dup_name(c, "influence", v, i, "influence", v, k,
+                                     "duplicate name", "");
+    }
+    j->n_influence = v->n;
     return 0;
 }
 
 /* Does a train field of setting `when` (W_*) apply to j? */
 static int applies(const job *j, int when) {
     switch (when) {
+    case W_ITER: return j->optimizer != JOB_OPT_NEWTON;
+    case W_NEWTON: return j->optimizer == JOB_OPT_NEWTON;
     case W_SGD: return j->optimizer == ENG_OPT_SGD;
     case W_ADAM: return j->optimizer == ENG_OPT_ADAM || j->optimizer == ENG_OPT_ADAMW;
     case W_STEP: return j->schedule == ENG_SCHED_STEP;
@@ -1079,9 +1424,14 @@ static void when_text(const job *j, int when, char *buf, size_t cap) {
     switch (when) {
     case W_SGD:
     case W_ADAM:
+    case W_ITER:
+    case W_NEWTON:
         snprintf(buf, cap, "optimizer: %s (optimizer is %s)",
-                 when == W_SGD ? "sgd" : "adam or adamw",
-                 enum_name(OPT_NAMES, j->optimizer, 1));
+                 when == W_SGD    ? "sgd"
+                 : when == W_ADAM ? "adam or adamw"
+                 : when == W_ITER ? "sgd, adam or adamw"
+                                  : "newton",
+                 opt_word(j->optimizer));
         break;
     case W_STEP:
     case W_COSINE:
@@ -1121,6 +1471,15 @@ static int cross_rules(const yt_ctx *c, const yt_node **at, job *j) {
         else
             *(int *)(void *)dst = 0;
     }
+    if (j->optimizer == JOB_OPT_NEWTON && !(j->weight_decay > 0)) {
+        const yt_node *w = at[rule_index("train.weight_decay")];
+        if (!w) w = at[rule_index("train.optimizer")];
+        AT_CHECK(w != NULL); /* the default optimizer is sgd */
+        return yt_fail(c, w->line, w->set, "train.weight_decay",
+                       "optimizer newton needs weight_decay > 0 (the L2 term makes the "
+                       "objective strictly convex: without it the Hessian of a softmax "
+                       "model is singular), got %g", j->weight_decay);
+    }
     const yt_node *nest = at[rule_index("train.nesterov")];
     if (j->nesterov && j->momentum <= 0) {
         AT_CHECK(nest != NULL); /* the default is false */
@@ -1142,37 +1501,93 @@ static int cross_rules(const yt_ctx *c, const yt_node **at, job *j) {
     return 0;
 }
 
+/* Rules of training-data attribution, after every section is read: names
+ * unique across methods and influence, proj_seed defaults to run.seed,
+ * train_data and ground_truth only with influence (else tda is all 0), and
+ * what leave-one-out and LDS need of the train section. */
+static int tda_rules(const yt_ctx *c, const yt_node *root, const yt_node **at, job *j,
+                     const int *seed_given) {
+    const yt_node *ms = at[rule_index("methods")], *is = at[rule_index("influence")];
+    for (int i = 0; i < j->n_influence; i++)
+        for (int k = 0; k < j->n_methods; k++)
+            if (!strcmp(j->influence[i].name, j->methods[k].name))
+                return fail_dup_name(c, "influence", is, i, "methods", ms, k,
+                                     "duplicate name",
+                                     ": names are unique across methods and influence");
+    for (int i = 0; i < j->n_influence; i++)
+        if (j->influence[i].projection != JOB_PROJ_NONE && !seed_given[i])
+            j->influence[i].proj_seed = j->seed;
+    if (j->n_influence == 0) {
+        for (int i = 0; i < root->n; i++)
+            if (!strcmp(root->ent[i].key, "train_data") ||
+                !strcmp(root->ent[i].key, "ground_truth"))
+                return yt_fail(c, root->ent[i].line, root->ent[i].set, root->ent[i].key,
+                               "only used with influence: (the job has no influence "
+                               "methods)");
+        memset(&j->tda, 0, sizeof j->tda);
+        return 0;
+    }
+    const yt_node *loo = at[rule_index("ground_truth.loo.points")];
+    if (j->tda.loo_points > 0 && j->optimizer != JOB_OPT_NEWTON) {
+        char now[64];
+        if (j->has_train)
+            snprintf(now, sizeof now, "train.optimizer is %s", opt_word(j->optimizer));
+        else
+            snprintf(now, sizeof now, "the job has no train section");
+        return yt_fail(c, loo->line, loo->set, "ground_truth.loo.points",
+                       "leave-one-out needs train.optimizer: newton with "
+                       "train.weight_decay > 0 (their objective is what each point is "
+                       "refitted on); %s", now);
+    }
+    const yt_node *lds = at[rule_index("ground_truth.lds.subsets")];
+    if (j->tda.lds_subsets > 0 && j->tda.lds_subsets < 5)
+        return yt_fail(c, lds->line, lds->set, "ground_truth.lds.subsets",
+                       "expected 0 (off) or an integer in 5..100000 (a Spearman "
+                       "correlation over fewer subsets means nothing), got %d",
+                       j->tda.lds_subsets);
+    if (j->tda.lds_subsets > 0 && !j->has_train)
+        return yt_fail(c, lds->line, lds->set, "ground_truth.lds.subsets",
+                       "LDS trains a model on each subset: it needs a train section "
+                       "(train.optimizer and its settings)");
+    return 0;
+}
+
 /* The whole job from the (overridden) tree: defaults, then every top-level
  * key in file order, then the fields that purpose requires. */
 static int fill_job(const yt_ctx *c, const yt_node *root, job_purpose purpose, job *j) {
     const yt_node *at[N_RULES] = {0};
+    int seed_given[JOB_MAX_INFLUENCE] = {0};
     for (int ri = 0; ri < N_RULES; ri++)
         if (!strstr(DOCS[ri].path, "[]") && strchr(DOCS[ri].path, '.') &&
-            has_default(ri))
-            apply_default(ri, j, 0);
+            RULES[ri].t != T_SECTION && has_default(ri))
+            apply_default(ri, j, NULL);
     if (check_dups(c, root, NULL)) return c->err->code;
     for (int i = 0; i < root->n; i++) {
         const yt_entry *e = &root->ent[i];
         int ri = find_rule(NULL, e->key);
         if (ri < 0) return fail_unknown(c, e, NULL, NULL);
         at[ri] = e->val;
-        int rc = RULES[ri].t == T_METHODS ? fill_methods(c, e->val, j)
-                                          : fill_section(c, ri, e->val, j, at);
+        int rc = RULES[ri].t == T_METHODS     ? fill_methods(c, e->val, j)
+                 : RULES[ri].t == T_INFLUENCE ? fill_influence_list(c, e->val, j, seed_given)
+                                              : fill_section(c, ri, e->val, j, at);
         if (rc) return rc;
     }
     j->has_train = at[rule_index("train")] != NULL;
     if (cross_rules(c, at, j)) return c->err->code;
+    if (tda_rules(c, root, at, j, seed_given)) return c->err->code;
     int r_layers = rule_index("model.layers"), r_hidden = rule_index("model.hidden");
+    int r_methods = rule_index("methods"), r_infl = rule_index("influence");
     for (int ri = 0; ri < N_RULES; ri++) {
+        if (ri == r_methods && purpose == JOB_PURPOSE_RUN && !at[ri] && !at[r_infl])
+            return yt_fail(c, 0, -1, NULL, "run needs methods: or influence: (or both); "
+                           "the job has neither");
         if (ri == r_layers && purpose == JOB_PURPOSE_TRAIN && !at[ri] && !at[r_hidden])
             return yt_fail(c, 0, -1, DOCS[ri].path, "required field is missing (or "
                            "model.hidden, the MLP shorthand)");
         if ((RULES[ri].req & PB(purpose)) && !strstr(DOCS[ri].path, "[]") &&
             !at[ri])
             return yt_fail(c, 0, -1, DOCS[ri].path, "required %s is missing",
-                        RULES[ri].t == T_SECTION || RULES[ri].t == T_METHODS
-                            ? "section"
-                            : "field");
+                        RULES[ri].t == T_SECTION ? "section" : "field");
     }
     return 0;
 }
@@ -1212,6 +1627,9 @@ static int set_find_item(const yt_ctx *c, int si, const yt_node *seq, const char
     if (!strcmp(shown, "methods"))
         yt_fail(c, 0, si, NULL, "no method named '%s' (methods: %s)", seg,
              *list ? list : "none");
+    else if (!strcmp(shown, "influence"))
+        yt_fail(c, 0, si, NULL, "no influence method named '%s' (influence: %s)", seg,
+                *list ? list : "none");
     else
         yt_fail(c, 0, si, NULL, "no entry named '%s' in %s (names: %s)", seg, shown,
              *list ? list : "none");
@@ -1401,6 +1819,14 @@ static int emit_field(yt_buf *b, int ri, const void *base, const char *indent) {
     if (r->t == T_LAYERS && j->n_layers == 0) return 0;
     if (r->t == T_SHAPE && j->input_ndim == 0) return 0;
     if (r->t == T_DIMS && *(const int *)(const void *)src == 0) return 0;
+    if (r->t == T_SECTION) { /* a section inside a section: its fields, indented */
+        char in2[32];
+        snprintf(in2, sizeof in2, "%s  ", indent);
+        yt_add(b, "%s%s:\n", indent, key);
+        for (int k = 0; k < N_RULES; k++)
+            if (in_section(DOCS[k].path, DOCS[ri].path)) emit_field(b, k, base, in2);
+        return 1;
+    }
     if (r->when && !applies(j, r->when)) return 0;
     if (r->t == T_LAYERS) { /* one flow mapping per line, below the key */
         char in2[32];
@@ -1422,16 +1848,29 @@ static int emit_field(yt_buf *b, int ri, const void *base, const char *indent) {
         yt_add(b, "%s", *(const int *)(const void *)src ? "true" : "false");
         break;
     case T_ENUM: {
-        const char *name = enum_name(r->names, *(const int *)(const void *)src, r->base0);
+        const char *name = rule_enum_name(r, *(const int *)(const void *)src);
         AT_CHECK(name != NULL); /* the job did not come from job_parse */
         yt_add(b, "%s", name);
         break;
     }
     case T_ROWS: {
-        if (j->row_end < 0)
-            yt_add(b, "\"%" PRId64 ":\"", j->row_start);
+        int64_t a = *(const int64_t *)(const void *)src;
+        int64_t e = *(const int64_t *)(const void *)((const char *)base + r->off2);
+        if (e < 0)
+            yt_add(b, "\"%" PRId64 ":\"", a);
         else
-            yt_add(b, "\"%" PRId64 ":%" PRId64 "\"", j->row_start, j->row_end);
+            yt_add(b, "\"%" PRId64 ":%" PRId64 "\"", a, e);
+        break;
+    }
+    case T_NAMES:
+    case T_PATHS: {
+        const char *arr = (const char *)base + r->off2;
+        yt_add(b, "[");
+        for (int i = 0; i < *(const int *)(const void *)src; i++) {
+            if (i) yt_add(b, ", ");
+            yt_emit_str(b, arr + (size_t)i * r->cap);
+        }
+        yt_add(b, "]");
         break;
     }
     case T_TARGET: {
@@ -1469,7 +1908,8 @@ static int emit_field(yt_buf *b, int ri, const void *base, const char *indent) {
     }
     case T_LAYERS:
     case T_SECTION:
-    case T_METHODS: AT_CHECK(!"not a leaf field");
+    case T_METHODS:
+    case T_INFLUENCE: AT_CHECK(!"not a leaf field");
     }
     yt_add(b, "\n");
     return 1;
@@ -1482,7 +1922,7 @@ static void emit_method(yt_buf *b, const job_method *m) {
     AT_CHECK(enum_name(KIND_NAMES, (int)m->kind, 0) != NULL);
     int first = 1;
     for (int ri = 0; ri < N_RULES; ri++) {
-        if (!(RULES[ri].kinds & kb)) continue;
+        if (!(RULES[ri].kinds & kb) || !in_section(DOCS[ri].path, "methods[]")) continue;
         const char *key = leaf(DOCS[ri].path);
         if (!strcmp(key, "baseline_value") && m->baseline != JOB_BASELINE_CONSTANT)
             continue;
@@ -1493,21 +1933,47 @@ static void emit_method(yt_buf *b, const job_method *m) {
     }
 }
 
-char *job_method_emit(const job_method *m) {
-    AT_CHECK(m != NULL);
-    yt_buf b = {0};
-    emit_method(&b, m);
-    /* one "key: value" per line, without the list's indentation */
+/* One influence list entry: the fields of its kind that do something with
+ * its other settings (infl_field_unused). */
+static void emit_influence(yt_buf *b, const job_influence *f) {
+    unsigned kb = IB(f->kind);
+    AT_CHECK(enum_name(INFL_KIND_NAMES, (int)f->kind, 0) != NULL);
+    char why[128];
+    int first = 1;
+    for (int ri = 0; ri < N_RULES; ri++) {
+        if (!(RULES[ri].kinds & kb) || !in_section(DOCS[ri].path, "influence[]")) continue;
+        if (infl_field_unused(f, leaf(DOCS[ri].path), why, sizeof why)) continue;
+        if (emit_field(b, ri, f, first ? "  - " : "    ")) first = 0;
+    }
+}
+
+/* An emitted list entry's lines as "key: value" lines without the list's
+ * 4-column indentation ("  - " or "    "). Frees text. */
+static char *strip_entry(char *text) {
     yt_buf out = {0};
-    for (const char *q = b.s ? b.s : ""; *q;) {
+    for (const char *q = text ? text : ""; *q;) {
         const char *eol = strchr(q, '\n');
         size_t n = eol ? (size_t)(eol - q) + 1 : strlen(q);
         if (n >= 4) yt_add(&out, "%.*s", (int)(n - 4), q + 4);
         q += n;
     }
-    free(b.s);
+    free(text);
     if (!out.s) yt_add(&out, "%s", "");
     return yt_take(&out);
+}
+
+char *job_influence_emit(const job_influence *f) {
+    AT_CHECK(f != NULL);
+    yt_buf b = {0};
+    emit_influence(&b, f);
+    return strip_entry(b.s);
+}
+
+char *job_method_emit(const job_method *m) {
+    AT_CHECK(m != NULL);
+    yt_buf b = {0};
+    emit_method(&b, m);
+    return strip_entry(b.s);
 }
 
 /* Sections in schema order; an unset path, an empty hidden list or methods
@@ -1527,7 +1993,16 @@ char *job_emit_yaml(const job *j) {
             for (int i = 0; i < j->n_methods; i++) emit_method(&b, &j->methods[i]);
             continue;
         }
+        if (RULES[si].t == T_INFLUENCE) {
+            if (j->n_influence == 0) continue;
+            yt_add(&b, "influence:\n");
+            for (int i = 0; i < j->n_influence; i++) emit_influence(&b, &j->influence[i]);
+            continue;
+        }
         if (!strcmp(sect, "train") && !j->has_train) continue;
+        if ((!strcmp(sect, "train_data") || !strcmp(sect, "ground_truth")) &&
+            j->n_influence == 0)
+            continue;
         yt_buf body = {0};
         for (int ri = 0; ri < N_RULES; ri++)
             if (in_section(DOCS[ri].path, sect)) emit_field(&body, ri, j, "  ");

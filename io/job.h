@@ -12,9 +12,18 @@
  * an integer >= 1, got 'fifty'") and the code is AT_EUSER.
  *
  * `--set section.key=value` overrides are applied to the parsed YAML before
- * validation; methods are addressed by list index or by name:
- * "methods.0.n_steps=64" or "methods.ig.n_steps=64". The value is parsed as a
- * YAML scalar or flow collection ("[256, 128]").
+ * validation; methods (and influence entries, model layers) are addressed by
+ * list index or by name: "methods.0.n_steps=64" or "methods.ig.n_steps=64",
+ * "influence.trak.proj_dim=1024". The value is parsed as a YAML scalar or
+ * flow collection ("[256, 128]").
+ *
+ * Training-data attribution: `influence:` lists methods (job_influence) that
+ * score the rows of `train_data` (job_tda) for every test row of `data`;
+ * `ground_truth` asks for leave-one-out and LDS. A run job needs `methods`,
+ * `influence` or both. Fields that do nothing with an entry's other settings
+ * (cg_* without inverse cg, proj_dim with projection none, ...) are errors
+ * when given and 0 in the job; without influence, job.tda is all 0 and the
+ * train_data and ground_truth sections are errors.
  *
  * job_emit_yaml writes the effective job (all defaults filled in), which is
  * stored in every output file and is itself a valid job file.
@@ -42,6 +51,9 @@
 #define JOB_MAX_METHODS 32
 #define JOB_MAX_HIDDEN 16
 #define JOB_MAX_LAYERS ENG_MAX_LAYERS
+/* train.optimizer: newton — full-batch Newton in float64 on the mean loss
+ * plus weight_decay/2 |theta|^2 (convex models; leave-one-out truth). */
+#define JOB_OPT_NEWTON 16
 
 /* Method kinds, in the order of methods.h's mth_kind (the pipeline maps
  * one onto the other by value). */
@@ -149,6 +161,92 @@ typedef struct {
     int top_k;
 } job_metrics;
 
+
+/* ---- training-data attribution (influence: section) ---- */
+
+#define JOB_MAX_INFLUENCE 16
+#define JOB_MAX_SEL_LAYERS 16
+#define JOB_MAX_MODELS 8
+
+/* Influence kinds. */
+typedef enum {
+    JOB_INFL_GRAD_DOT = 1, /* g_test . g_train */
+    JOB_INFL_GRAD_COS,     /* the same of unit-normalised gradients */
+    JOB_INFL_TRACIN,       /* TracIn-CP: sum over checkpoints of lr_k g_test . g_train */
+    JOB_INFL_INFLUENCE,    /* g_test^T (H + lambda I)^-1 g_train */
+    JOB_INFL_TRAK,         /* TRAK: projected margin gradients, ensembled */
+} job_infl_kind;
+
+/* Inverse of the damped curvature (kind influence). */
+typedef enum {
+    JOB_INV_EXACT = 1, /* the matrix over the selected parameters, factored */
+    JOB_INV_CG,        /* conjugate gradient with curvature-vector products */
+    JOB_INV_LISSA,     /* LiSSA recursion */
+    JOB_INV_KFAC,      /* Kronecker-factored Gauss-Newton, per layer */
+    JOB_INV_EKFAC,     /* K-FAC with eigenvalue correction */
+} job_inverse;
+
+typedef enum {
+    JOB_CURV_GAUSS_NEWTON = 1, /* J^T H_loss J (PSD) */
+    JOB_CURV_HESSIAN,          /* the Hessian of the mean training loss */
+} job_curvature;
+
+/* Random projection of gradients, in the order of tda_proj_kind. */
+typedef enum {
+    JOB_PROJ_NONE = 0,
+    JOB_PROJ_GAUSSIAN,
+    JOB_PROJ_RADEMACHER,
+    JOB_PROJ_SJLT,
+    JOB_PROJ_KRONECKER,
+} job_projection;
+
+typedef struct {
+    char name[JOB_NAME_MAX];  /* unique among methods and influence */
+    job_infl_kind kind;
+    /* parameters whose gradients are used; 0 layers = every trainable tensor */
+    int n_layers;
+    char layers[JOB_MAX_SEL_LAYERS][JOB_NAME_MAX];
+    job_projection projection; /* default none (trak: rademacher) */
+    int proj_dim;             /* output dimension; 0 with none (trak default 512) */
+    uint64_t proj_seed;       /* default run.seed */
+    int normalize;            /* unit-normalise gradients (grad_cos always) */
+    /* tracin: checkpoints of a checkpoint file, weighted by their lr.
+     * trak: models ensembled (model.path, then `models`, then checkpoints) */
+    char checkpoints[JOB_PATH_MAX]; /* "" = none */
+    int n_models;
+    char models[JOB_MAX_MODELS][JOB_PATH_MAX];
+    /* influence */
+    job_inverse inverse;
+    job_curvature curvature;  /* exact, cg, lissa; kfac/ekfac are Gauss-Newton */
+    double damping;           /* lambda, or its fraction of the mean eigenvalue */
+    int damping_relative;     /* 1 = damping x mean eigenvalue of the curvature */
+    int hessian_rows;         /* train rows the curvature is estimated on; 0 = all */
+    double cg_tol;            /* relative residual */
+    int cg_max_iter;
+    int lissa_depth;
+    double lissa_scale;
+    int lissa_repeats;
+    int lissa_batch;          /* rows per stochastic curvature product */
+} job_influence;
+
+/* The training examples attributed to, and the ground truth. */
+typedef struct {
+    char train_split[JOB_NAME_MAX]; /* default "train" */
+    int64_t train_start, train_end; /* [start, end); end = -1: to the end */
+    int train_block_rows;     /* train rows per featurisation unit, default 512 */
+    int top_k;                /* proponents and opponents per test row, default 10 */
+    char store[JOB_PATH_MAX]; /* gradient store directory; "" = OUTPUT.store */
+    /* leave-one-out retraining (a convex model, train.optimizer newton) */
+    int loo_points;           /* train points retrained without; 0 = off */
+    double loo_tol;           /* gradient norm that ends a retraining */
+    int loo_max_iter;
+    /* linear datamodeling score */
+    int lds_subsets;          /* M; 0 = off */
+    double lds_fraction;      /* alpha, default 0.5 */
+    int lds_seeds;            /* R retraining seeds per subset, default 1 */
+    int lds_bootstrap;        /* resamples of the test rows for the CI, default 1000 */
+} job_tda;
+
 typedef struct {
     char source_path[JOB_PATH_MAX]; /* the job file, "" for none */
 
@@ -171,6 +269,11 @@ typedef struct {
 
     job_metrics metrics;
 
+    /* training-data attribution */
+    int n_influence;
+    job_influence influence[JOB_MAX_INFLUENCE];
+    job_tda tda;
+
     /* run */
     job_scheduler scheduler;
     int block_rows;      /* rows per work unit, >= 1, default 64 */
@@ -190,7 +293,10 @@ typedef struct {
     int has_train;
     int epochs;
     int batch_size;
-    int optimizer;       /* eng_opt_kind: sgd (default), adam, adamw */
+    int optimizer;       /* eng_opt_kind: sgd (default), adam, adamw; or
+                            JOB_OPT_NEWTON */
+    double newton_tol;   /* newton: gradient norm to stop at, default 1e-10 */
+    int newton_max_iter; /* newton: default 50 */
     double lr, momentum, weight_decay;
     int nesterov;        /* sgd */
     double beta1, beta2; /* train.betas */
@@ -216,7 +322,7 @@ typedef struct {
 
 /* What the job is for: decides which sections are required. */
 typedef enum {
-    JOB_PURPOSE_RUN = 1,   /* needs data, model.path, methods, output */
+    JOB_PURPOSE_RUN = 1,   /* needs data, model.path, methods or influence, output */
     JOB_PURPOSE_TRAIN,     /* needs data, model.path, model.layers or model.hidden,
                               train */
     JOB_PURPOSE_ANY,       /* validate whatever is present */
@@ -236,14 +342,22 @@ int job_parse(const char *text, const char *source, const char *const *overrides
 char *job_emit_yaml(const job *j);
 
 /* One method's fields as "key: value" lines (the fields of its kind, as in
- * the effective job, without the name). Caller frees. */
+ * the effective job, the name line first). Caller frees. */
 char *job_method_emit(const job_method *m);
+/* The same for one influence entry: the fields of its kind that apply, with
+ * defaults resolved (proj_seed's value included), the name line first, e.g.
+ * for a plan hash. Caller frees. */
+char *job_influence_emit(const job_influence *f);
 
 /* Names for enum values, as written in job files. */
 const char *job_method_kind_name(job_method_kind k);
 const char *job_quadrature_name(job_quadrature q);
 const char *job_baseline_name(job_baseline b);
 const char *job_scheduler_name(job_scheduler s);
+const char *job_infl_kind_name(job_infl_kind k);   /* "grad_dot", ..., "trak" */
+const char *job_inverse_name(job_inverse v);       /* "exact", "cg", ... */
+const char *job_projection_name(job_projection p); /* "none", "gaussian", ... */
+const char *job_curvature_name(job_curvature c);   /* "gauss_newton", "hessian" */
 /* "predicted", "label" or the class number as text; buf >= 16 bytes. */
 const char *job_target_name(const job_method *m, char *buf, size_t cap);
 

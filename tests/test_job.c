@@ -496,7 +496,8 @@ static void test_overrides(void) {
          "--set methods.sal.n_steps=5: methods[1].n_steps: not a field of kind "
          "saliency (fields: name, kind, target, abs, noise, noise_samples, noise_sigma)"},
         {"bogus.x=1", "--set bogus.x=1: bogus: unknown key (known top-level keys: "
-                      "data, model, methods, metrics, run, train, output)"},
+                      "data, model, methods, metrics, influence, train_data, ground_truth, "
+                      "run, train, output)"},
         {"run.seed=-1", "--set run.seed=-1: run.seed: expected an integer >= 0, "
                         "got '-1'"},
         {"methods.1={kind: saliency}",
@@ -652,8 +653,8 @@ static void test_bad_texts(void) {
         {"just text\n", ANY, "the top level must be a mapping of sections "
                              "(data:, model:, methods:, ...), got 'just text'", 1},
         {"data: {}\ndataa:\n  path: x\n", ANY,
-         "dataa: unknown key (known top-level keys: data, model, methods, metrics, run, "
-         "train, output)", 2},
+         "dataa: unknown key (known top-level keys: data, model, methods, metrics, "
+         "influence, train_data, ground_truth, run, train, output)", 2},
         {"data:\n  split: a\n  pathh: x\n", ANY,
          "data.pathh: unknown key (known keys in data: path, split, rows)", 3},
         {"run:\n  seed: 1\n  seed: 2\n", ANY,
@@ -805,7 +806,7 @@ static void test_bad_texts(void) {
         {"train:\n  momentum: 0\n  nesterov: true\n", ANY,
          "train.nesterov: needs momentum > 0 (momentum is 0)", 3},
         {"train:\n  optimizer: rmsprop\n", ANY,
-         "train.optimizer: expected one of sgd, adam, adamw, got 'rmsprop'", 2},
+         "train.optimizer: expected one of sgd, adam, adamw, newton, got 'rmsprop'", 2},
         {"train:\n  schedule: linear\n", ANY,
          "train.schedule: expected one of constant, step, cosine, got 'linear'", 2},
         {"train:\n  loss: margin\n", ANY,
@@ -937,7 +938,7 @@ static void test_bad_texts(void) {
         {"data: {path: d.h5}\nmethods: [{name: a, kind: saliency}]\noutput: {path: "
          "o.h5}\n", RUN, "bad.yaml: model.path: required field is missing", 0},
         {"data: {path: d.h5}\nmodel: {path: m.h5}\noutput: {path: o.h5}\n", RUN,
-         "bad.yaml: methods: required section is missing", 0},
+         "bad.yaml: run needs methods: or influence: (or both); the job has neither", 0},
         {"data: {path: d.h5}\nmodel: {path: m.h5}\nmethods: [{name: a, kind: "
          "saliency}]\n", RUN, "bad.yaml: output.path: required field is missing", 0},
         {"data: {path: d.h5}\nmodel: {path: m.h5}\ntrain: {}\n", TRAIN,
@@ -1267,6 +1268,703 @@ static void test_durations(void) {
     }
 }
 
+/* ------------------------------------------- training-data attribution */
+
+/* The tda defaults of a job with influence methods. */
+static void tda_defaults(job_tda *t) {
+    memset(t, 0, sizeof *t);
+    strcpy(t->train_split, "train");
+    t->train_start = 0;
+    t->train_end = -1;
+    t->train_block_rows = 512;
+    t->top_k = 10;
+    t->loo_points = 0;
+    t->loo_tol = 1e-10;
+    t->loo_max_iter = 100;
+    t->lds_subsets = 0;
+    t->lds_fraction = 0.5;
+    t->lds_seeds = 1;
+    t->lds_bootstrap = 1000;
+}
+
+static void check_infl(const job_influence *got, const job_influence *want, const char *what) {
+    int same = memcmp(got, want, sizeof *got) == 0;
+    CHECK(same, "%s: influence entry differs", what);
+    if (!same) {
+        char *a = job_influence_emit(got), *b = job_influence_emit(want);
+        printf("--- got\n%s--- expected\n%s---\n", a, b);
+        free(a);
+        free(b);
+    }
+}
+
+static const char *MIN_INFL_JOB =
+    "data: {path: d.h5}\n"
+    "model: {path: m.h5}\n"
+    "influence:\n"
+    "  - {name: dot, kind: grad_dot}\n"
+    "  - {name: cos, kind: grad_cos}\n"
+    "  - {name: tr, kind: tracin, checkpoints: ck.h5}\n"
+    "  - {name: if, kind: influence}\n"
+    "  - {name: if_cg, kind: influence, inverse: cg}\n"
+    "  - {name: if_lissa, kind: influence, inverse: lissa}\n"
+    "  - {name: trak, kind: trak}\n"
+    "output: {path: o.h5}\n"
+    "run: {seed: 77}\n"; /* after influence: proj_seed still takes it */
+
+static void test_influence_defaults(void) {
+    job j, x;
+    default_expected(&x);
+    strcpy(x.data_path, "d.h5");
+    strcpy(x.model_path, "m.h5");
+    strcpy(x.output_path, "o.h5");
+    x.seed = 77;
+    x.n_influence = 7;
+    job_influence *f = &x.influence[0];
+    strcpy(f->name, "dot");
+    f->kind = JOB_INFL_GRAD_DOT;
+    f->projection = JOB_PROJ_NONE; /* proj_dim, proj_seed 0 with none */
+    f = &x.influence[1];
+    strcpy(f->name, "cos");
+    f->kind = JOB_INFL_GRAD_COS;
+    f = &x.influence[2];
+    strcpy(f->name, "tr");
+    f->kind = JOB_INFL_TRACIN;
+    strcpy(f->checkpoints, "ck.h5");
+    for (int i = 3; i < 6; i++) {
+        f = &x.influence[i];
+        f->kind = JOB_INFL_INFLUENCE;
+        f->inverse = JOB_INV_EXACT;
+        f->curvature = JOB_CURV_GAUSS_NEWTON;
+        f->damping = 1e-3;
+        f->damping_relative = 0;
+        f->hessian_rows = 0;
+    }
+    strcpy(x.influence[3].name, "if");
+    strcpy(x.influence[4].name, "if_cg");
+    x.influence[4].inverse = JOB_INV_CG;
+    x.influence[4].cg_tol = 1e-6;
+    x.influence[4].cg_max_iter = 100;
+    strcpy(x.influence[5].name, "if_lissa");
+    x.influence[5].inverse = JOB_INV_LISSA;
+    x.influence[5].lissa_depth = 1000;
+    x.influence[5].lissa_scale = 10.0;
+    x.influence[5].lissa_repeats = 1;
+    x.influence[5].lissa_batch = 64;
+    f = &x.influence[6];
+    strcpy(f->name, "trak");
+    f->kind = JOB_INFL_TRAK;
+    f->projection = JOB_PROJ_RADEMACHER;
+    f->proj_dim = 512;
+    f->proj_seed = 77;
+    f->damping = 1e-6;
+    f->damping_relative = 1;
+    tda_defaults(&x.tda);
+    if (parse_ok(MIN_INFL_JOB, NULL, 0, JOB_PURPOSE_RUN, &j, "influence defaults")) {
+        for (int i = 0; i < 7; i++) check_infl(&j.influence[i], &x.influence[i], x.influence[i].name);
+        check_same(&j, &x, "influence defaults");
+    }
+    round_trip(MIN_INFL_JOB, NULL, 0, JOB_PURPOSE_RUN, "round trip: influence defaults");
+
+    /* The effective job lists the resolved values, and only the fields that apply. */
+    if (parse_ok(MIN_INFL_JOB, NULL, 0, JOB_PURPOSE_RUN, &j, "influence emit")) {
+        char *y = job_emit_yaml(&j);
+        CHECK(strstr(y, "influence:\n  - name: \"dot\"\n    kind: grad_dot\n    layers: []\n"
+                        "    projection: none\n    normalize: false\n  - name: \"cos\"\n") != NULL,
+              "emitted grad_dot:\n%s", y);
+        CHECK(strstr(y, "  - name: \"trak\"\n    kind: trak\n    layers: []\n"
+                        "    projection: rademacher\n    proj_dim: 512\n    proj_seed: 77\n"
+                        "    checkpoints: \"\"\n    models: []\n    damping: 1.0e-06\n"
+                        "    damping_relative: true\n") != NULL,
+              "emitted trak:\n%s", y);
+        CHECK(strstr(y, "    inverse: cg\n    curvature: gauss_newton\n    damping: 0.001\n"
+                        "    damping_relative: false\n    hessian_rows: 0\n    cg_tol: 1.0e-06\n"
+                        "    cg_max_iter: 100\n  - name") != NULL,
+              "emitted influence cg (no lissa fields):\n%s", y);
+        CHECK(strstr(y, "train_data:\n  split: \"train\"\n  rows: \"0:\"\n  block_rows: 512\n"
+                        "  top_k: 10\n  store: \"\"\nground_truth:\n  loo:\n    points: 0\n"
+                        "    tol: 1.0e-10\n    max_iter: 100\n  lds:\n    subsets: 0\n"
+                        "    fraction: 0.5\n    seeds: 1\n    bootstrap: 1000\nrun:\n") != NULL,
+              "emitted train_data, ground_truth:\n%s", y);
+        CHECK(!strstr(y, "methods:"), "no methods emitted:\n%s", y);
+        free(y);
+        char *e = job_influence_emit(&j.influence[5]);
+        CHECK(!strcmp(e, "name: \"if_lissa\"\nkind: influence\nlayers: []\ninverse: lissa\n"
+                         "curvature: gauss_newton\ndamping: 0.001\ndamping_relative: false\n"
+                         "hessian_rows: 0\nlissa_depth: 1000\nlissa_scale: 10.0\n"
+                         "lissa_repeats: 1\nlissa_batch: 64\n"),
+              "job_influence_emit:\n%s", e);
+        free(e);
+        e = job_influence_emit(&j.influence[6]);
+        CHECK(strstr(e, "proj_seed: 77\n") != NULL, "plan text has the resolved seed:\n%s", e);
+        free(e);
+    }
+
+    /* Without influence, tda is all 0 and not emitted. */
+    if (parse_ok(MIN_RUN_JOB, NULL, 0, JOB_PURPOSE_RUN, &j, "no influence")) {
+        CHECK(j.n_influence == 0 && is_zero(&j.tda, sizeof j.tda) &&
+                  is_zero(j.influence, sizeof j.influence),
+              "no influence: tda and influence all 0");
+        char *y = job_emit_yaml(&j);
+        CHECK(!strstr(y, "influence") && !strstr(y, "train_data") && !strstr(y, "ground_truth"),
+              "no influence sections emitted:\n%s", y);
+        free(y);
+    }
+    /* proj_seed given wins over run.seed; projection none zeroes dim and seed */
+    if (parse_ok("influence:\n  - {name: a, kind: trak, proj_seed: 5, projection: gaussian}\n"
+                 "  - {name: b, kind: trak, projection: none, proj_dim: 0}\n"
+                 "  - {name: c, kind: grad_cos, projection: kronecker, proj_dim: 64}\n"
+                 "run: {seed: 9}\n",
+                 NULL, 0, JOB_PURPOSE_ANY, &j, "proj_seed")) {
+        CHECK(j.influence[0].proj_seed == 5 && j.influence[0].proj_dim == 512 &&
+                  j.influence[0].projection == JOB_PROJ_GAUSSIAN,
+              "given proj_seed: %llu", (unsigned long long)j.influence[0].proj_seed);
+        CHECK(j.influence[1].projection == JOB_PROJ_NONE && j.influence[1].proj_dim == 0 &&
+                  j.influence[1].proj_seed == 0,
+              "none: dim %d seed %llu", j.influence[1].proj_dim,
+              (unsigned long long)j.influence[1].proj_seed);
+        CHECK(j.influence[2].projection == JOB_PROJ_KRONECKER && j.influence[2].proj_dim == 64 &&
+                  j.influence[2].proj_seed == 9,
+              "kronecker: seed from run.seed");
+    }
+    /* kfac, ekfac: Gauss-Newton by default and when written */
+    if (parse_ok("influence: [{name: k, kind: influence, inverse: kfac},\n"
+                 "  {name: e, kind: influence, inverse: ekfac, curvature: gauss_newton}]\n",
+                 NULL, 0, JOB_PURPOSE_ANY, &j, "kfac")) {
+        CHECK(j.influence[0].inverse == JOB_INV_KFAC &&
+                  j.influence[0].curvature == JOB_CURV_GAUSS_NEWTON &&
+                  j.influence[1].inverse == JOB_INV_EKFAC,
+              "kfac, ekfac");
+    }
+
+    /* run needs methods or influence: either one, or both */
+    const char *base = "data: {path: d.h5}\nmodel: {path: m.h5}\noutput: {path: o.h5}\n";
+    const char *with[] = {"methods: [{name: s, kind: saliency}]\n",
+                          "influence: [{name: s, kind: grad_dot}]\n",
+                          "methods: [{name: s, kind: saliency}]\n"
+                          "influence: [{name: t, kind: grad_dot}]\n"};
+    for (int k = 0; k < 3; k++) {
+        char text[512];
+        snprintf(text, sizeof text, "%s%s", base, with[k]);
+        if (parse_ok(text, NULL, 0, JOB_PURPOSE_RUN, &j, with[k]))
+            CHECK(j.n_methods == (k != 1) && j.n_influence == (k != 0), "%s: counts %d %d",
+                  with[k], j.n_methods, j.n_influence);
+    }
+    at_err e = {0};
+    int rc = job_parse(base, "t.yaml", NULL, 0, JOB_PURPOSE_RUN, &j, &e);
+    CHECK(rc == AT_EUSER &&
+              !strcmp(e.msg, "t.yaml: run needs methods: or influence: (or both); the job "
+                             "has neither"),
+          "neither: %s", e.msg);
+    if (parse_ok(base, NULL, 0, JOB_PURPOSE_ANY, &j, "neither, purpose any"))
+        CHECK(j.n_methods == 0 && j.n_influence == 0, "any: nothing required");
+    const char *s_in[] = {"influence=[{name: x, kind: grad_cos}]"};
+    if (parse_ok(base, s_in, 1, JOB_PURPOSE_RUN, &j, "influence from --set"))
+        CHECK(j.n_influence == 1 && j.influence[0].kind == JOB_INFL_GRAD_COS,
+              "influence from --set");
+
+    CHECK(!strcmp(job_infl_kind_name(JOB_INFL_TRAK), "trak") &&
+              !strcmp(job_infl_kind_name(JOB_INFL_GRAD_DOT), "grad_dot") &&
+              !strcmp(job_infl_kind_name((job_infl_kind)0), "?"),
+          "influence kind names");
+    CHECK(!strcmp(job_inverse_name(JOB_INV_EKFAC), "ekfac") &&
+              !strcmp(job_inverse_name(JOB_INV_EXACT), "exact"),
+          "inverse names");
+    CHECK(!strcmp(job_projection_name(JOB_PROJ_NONE), "none") &&
+              !strcmp(job_projection_name(JOB_PROJ_KRONECKER), "kronecker") &&
+              !strcmp(job_projection_name((job_projection)5), "?"),
+          "projection names");
+    CHECK(!strcmp(job_curvature_name(JOB_CURV_HESSIAN), "hessian") &&
+              !strcmp(job_curvature_name(JOB_CURV_GAUSS_NEWTON), "gauss_newton"),
+          "curvature names");
+}
+
+/* Every influence field given, ground truth on, a Newton fit. */
+static const char *FULL_INFL_JOB =
+    "data: {path: d.h5, rows: \":100\"}\n"
+    "model: {path: m.h5, layers: [{kind: flatten}, {kind: linear, name: fc, out_features: 3}]}\n"
+    "methods: [{name: sal, kind: saliency}]\n"
+    "influence:\n"
+    "  - name: if\n"
+    "    kind: influence\n"
+    "    layers: [fc]\n"
+    "    inverse: lissa\n"
+    "    curvature: hessian\n"
+    "    damping: 0.25\n"
+    "    damping_relative: true\n"
+    "    hessian_rows: 300\n"
+    "    lissa_depth: 7\n"
+    "    lissa_scale: 3.5\n"
+    "    lissa_repeats: 2\n"
+    "    lissa_batch: 9\n"
+    "  - name: cg\n"
+    "    kind: influence\n"
+    "    inverse: cg\n"
+    "    cg_tol: 1e-9\n"
+    "    cg_max_iter: 12\n"
+    "  - name: tk\n"
+    "    kind: trak\n"
+    "    layers: [fc, \"a.b-c_1\"]\n"
+    "    projection: sjlt\n"
+    "    proj_dim: 1048576\n"
+    "    proj_seed: 18446744073709551615\n"
+    "    checkpoints: \"ck #1.h5\"\n"
+    "    models: [m2.h5, \"m 3.h5\"]\n"
+    "    damping: 0\n"
+    "    damping_relative: false\n"
+    "  - {name: tr, kind: tracin, checkpoints: ck.h5, normalize: true, projection: none}\n"
+    "train_data:\n"
+    "  split: tr\n"
+    "  rows: \"10:90\"\n"
+    "  block_rows: 7\n"
+    "  top_k: 1000\n"
+    "  store: /scratch/store\n"
+    "ground_truth:\n"
+    "  loo: {points: 12, tol: 1e-12, max_iter: 7}\n"
+    "  lds: {subsets: 5, fraction: 0.25, seeds: 3, bootstrap: 0}\n"
+    "train:\n"
+    "  optimizer: newton\n"
+    "  weight_decay: 0.01\n"
+    "  tol: 1e-9\n"
+    "  max_iter: 20\n"
+    "  loss: mse\n"
+    "output: {path: o.h5}\n";
+
+static void test_influence_full(void) {
+    job j;
+    if (!parse_ok(FULL_INFL_JOB, NULL, 0, JOB_PURPOSE_RUN, &j, "full influence job")) return;
+    job_influence x[4];
+    memset(x, 0, sizeof x);
+    strcpy(x[0].name, "if");
+    x[0].kind = JOB_INFL_INFLUENCE;
+    x[0].n_layers = 1;
+    strcpy(x[0].layers[0], "fc");
+    x[0].inverse = JOB_INV_LISSA;
+    x[0].curvature = JOB_CURV_HESSIAN;
+    x[0].damping = 0.25;
+    x[0].damping_relative = 1;
+    x[0].hessian_rows = 300;
+    x[0].lissa_depth = 7;
+    x[0].lissa_scale = 3.5;
+    x[0].lissa_repeats = 2;
+    x[0].lissa_batch = 9;
+    strcpy(x[1].name, "cg");
+    x[1].kind = JOB_INFL_INFLUENCE;
+    x[1].inverse = JOB_INV_CG;
+    x[1].curvature = JOB_CURV_GAUSS_NEWTON;
+    x[1].damping = 1e-3;
+    x[1].cg_tol = 1e-9;
+    x[1].cg_max_iter = 12;
+    strcpy(x[2].name, "tk");
+    x[2].kind = JOB_INFL_TRAK;
+    x[2].n_layers = 2;
+    strcpy(x[2].layers[0], "fc");
+    strcpy(x[2].layers[1], "a.b-c_1");
+    x[2].projection = JOB_PROJ_SJLT;
+    x[2].proj_dim = 1048576;
+    x[2].proj_seed = UINT64_MAX;
+    strcpy(x[2].checkpoints, "ck #1.h5");
+    x[2].n_models = 2;
+    strcpy(x[2].models[0], "m2.h5");
+    strcpy(x[2].models[1], "m 3.h5");
+    strcpy(x[3].name, "tr");
+    x[3].kind = JOB_INFL_TRACIN;
+    strcpy(x[3].checkpoints, "ck.h5");
+    x[3].normalize = 1;
+    CHECK(j.n_influence == 4 && j.n_methods == 1, "counts %d %d", j.n_influence, j.n_methods);
+    for (int i = 0; i < 4; i++) check_infl(&j.influence[i], &x[i], x[i].name);
+    job_tda t;
+    memset(&t, 0, sizeof t);
+    strcpy(t.train_split, "tr");
+    t.train_start = 10;
+    t.train_end = 90;
+    t.train_block_rows = 7;
+    t.top_k = 1000;
+    strcpy(t.store, "/scratch/store");
+    t.loo_points = 12;
+    t.loo_tol = 1e-12;
+    t.loo_max_iter = 7;
+    t.lds_subsets = 5;
+    t.lds_fraction = 0.25;
+    t.lds_seeds = 3;
+    t.lds_bootstrap = 0;
+    CHECK(!memcmp(&j.tda, &t, sizeof t), "train_data and ground_truth fields");
+    /* newton: its own fields; the iterative ones are 0 and not emitted */
+    CHECK(j.optimizer == JOB_OPT_NEWTON && j.newton_tol == 1e-9 && j.newton_max_iter == 20 &&
+              j.weight_decay == 0.01 && j.loss == ENG_LOSS_MSE,
+          "newton settings");
+    CHECK(j.epochs == 0 && j.batch_size == 0 && j.lr == 0 && j.momentum == 0 &&
+              j.schedule == 0 && j.checkpoint_every == 0 && j.beta1 == 0,
+          "iterative fields are 0 with newton: %d %d %g", j.epochs, j.batch_size, j.lr);
+    char *y = job_emit_yaml(&j);
+    CHECK(strstr(y, "train:\n  optimizer: newton\n  tol: 1.0e-09\n  max_iter: 20\n"
+                    "  weight_decay: 0.01\n  loss: mse\n") != NULL &&
+              !strstr(y, "epochs") && !strstr(y, "  lr:") && !strstr(y, "  schedule:") &&
+              !strstr(y, "batch_size"),
+          "emitted newton train:\n%s", y);
+    CHECK(strstr(y, "    layers: [\"fc\", \"a.b-c_1\"]\n") &&
+              strstr(y, "    models: [\"m2.h5\", \"m 3.h5\"]\n"),
+          "emitted lists:\n%s", y);
+    free(y);
+    round_trip(FULL_INFL_JOB, NULL, 0, JOB_PURPOSE_RUN, "round trip: full influence");
+    round_trip(FULL_INFL_JOB, NULL, 0, JOB_PURPOSE_TRAIN, "round trip: full influence (train)");
+    /* every kind, inverse, curvature and projection round-trips */
+    const char *inv[] = {"exact", "cg", "lissa", "kfac", "ekfac"};
+    for (int i = 0; i < 5; i++)
+        for (int c = 0; c < (i < 3 ? 2 : 1); c++) {
+            char text[256];
+            snprintf(text, sizeof text,
+                     "influence: [{name: a, kind: influence, inverse: %s, curvature: %s}]",
+                     inv[i], c ? "hessian" : "gauss_newton");
+            round_trip(text, NULL, 0, JOB_PURPOSE_ANY, text);
+            if (parse_ok(text, NULL, 0, JOB_PURPOSE_ANY, &j, text))
+                CHECK((int)j.influence[0].inverse == i + 1 &&
+                          (int)j.influence[0].curvature == c + 1,
+                      "%s: enums", text);
+        }
+    const char *kinds[] = {"grad_dot", "grad_cos", "tracin", "trak"};
+    const char *proj[] = {"none", "gaussian", "rademacher", "sjlt", "kronecker"};
+    for (int k = 0; k < 4; k++)
+        for (int p = 0; p < 5; p++) {
+            char text[256];
+            snprintf(text, sizeof text,
+                     "influence: [{name: a, kind: %s, projection: %s%s%s}]\nrun: {seed: 4}\n",
+                     kinds[k], proj[p], p ? ", proj_dim: 33" : "",
+                     k == 2 ? ", checkpoints: c.h5" : "");
+            round_trip(text, NULL, 0, JOB_PURPOSE_ANY, text);
+            if (parse_ok(text, NULL, 0, JOB_PURPOSE_ANY, &j, text))
+                CHECK((int)j.influence[0].projection == p &&
+                          j.influence[0].proj_dim == (p ? 33 : 0) &&
+                          j.influence[0].proj_seed == (p ? 4u : 0u),
+                      "%s: projection %d dim %d", text, j.influence[0].projection,
+                      j.influence[0].proj_dim);
+        }
+    /* Newton defaults */
+    if (parse_ok("train: {optimizer: newton, weight_decay: 1e-3}\n", NULL, 0, JOB_PURPOSE_ANY,
+                 &j, "newton defaults"))
+        CHECK(j.newton_tol == 1e-10 && j.newton_max_iter == 50 && j.epochs == 0,
+              "newton defaults: tol %g max_iter %d", j.newton_tol, j.newton_max_iter);
+    if (parse_ok("train: {}\n", NULL, 0, JOB_PURPOSE_ANY, &j, "sgd: no newton fields"))
+        CHECK(j.newton_tol == 0 && j.newton_max_iter == 0 && j.epochs == 10,
+              "sgd: newton fields 0");
+}
+
+static void test_influence_overrides(void) {
+    job j;
+    const char *sets[] = {
+        "influence.trak.proj_dim=1024",     /* by name */
+        "influence.0.layers=[fc1, fc2]",    /* by index */
+        "influence.if.inverse=cg",          /* switch inverse: its defaults come */
+        "influence.if.cg_tol=1e-4",
+        "influence.3={name: new, kind: grad_cos}", /* append */
+        "train_data.rows=5:50",
+        "ground_truth.lds.subsets=8",       /* creates ground_truth and lds */
+        "train.epochs=2",
+    };
+    const char *text = "influence:\n"
+                       "  - {name: dot, kind: grad_dot}\n"
+                       "  - {name: trak, kind: trak}\n"
+                       "  - {name: if, kind: influence}\n";
+    if (parse_ok(text, sets, 8, JOB_PURPOSE_ANY, &j, "influence overrides")) {
+        CHECK(j.influence[1].proj_dim == 1024, "by name: proj_dim %d", j.influence[1].proj_dim);
+        CHECK(j.influence[0].n_layers == 2 && !strcmp(j.influence[0].layers[1], "fc2"),
+              "by index: layers");
+        CHECK(j.influence[2].inverse == JOB_INV_CG && j.influence[2].cg_tol == 1e-4 &&
+                  j.influence[2].cg_max_iter == 100,
+              "inverse switched: cg_tol %g max_iter %d", j.influence[2].cg_tol,
+              j.influence[2].cg_max_iter);
+        CHECK(j.n_influence == 4 && j.influence[3].kind == JOB_INFL_GRAD_COS, "appended");
+        CHECK(j.tda.train_start == 5 && j.tda.train_end == 50, "train_data.rows");
+        CHECK(j.tda.lds_subsets == 8 && j.tda.lds_fraction == 0.5, "ground_truth created");
+    }
+    struct {
+        const char *set, *want;
+    } bad[] = {
+        {"influence.trk.proj_dim=5",
+         "--set influence.trk.proj_dim=5: no influence method named 'trk' (influence: dot, "
+         "trak, if)"},
+        {"influence.7.kind=trak", "--set influence.7.kind=trak: influence has no entry 7 (it "
+                                  "has 3)"},
+        {"influence.dot.inverse=cg",
+         "--set influence.dot.inverse=cg: influence[0].inverse: 'dot' is of kind grad_dot, "
+         "which has no inverse (fields of grad_dot: name, kind, layers, projection, proj_dim, "
+         "proj_seed, normalize)"},
+        {"influence.trak.proj_dim=0",
+         "--set influence.trak.proj_dim=0: influence[1].proj_dim: projection rademacher needs "
+         "proj_dim, the projected dimension in 1..1048576 (e.g. 512)"},
+        {"ground_truth.loo.points=3",
+         "--set ground_truth.loo.points=3: ground_truth.loo.points: leave-one-out needs "
+         "train.optimizer: newton with train.weight_decay > 0 (their objective is what each "
+         "point is refitted on); the job has no train section"},
+        {"influence.if.name=dot",
+         "--set influence.if.name=dot: influence[2].name: duplicate name 'dot' (also "
+         "influence[0] at line 2)"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        at_err e = {0};
+        const char *s1[] = {bad[i].set};
+        int rc = job_parse(text, "test.yaml", s1, 1, JOB_PURPOSE_ANY, &j, &e);
+        CHECK(rc == AT_EUSER && !strcmp(e.msg, bad[i].want), "--set %s:\n  got  %s\n  want %s",
+              bad[i].set, e.msg, bad[i].want);
+        CHECK(is_zero(&j, sizeof j), "--set %s: job not zeroed", bad[i].set);
+    }
+}
+
+/* Every influence rule: the exact message with file and line. */
+static void test_influence_errors(void) {
+    const job_purpose ANY = JOB_PURPOSE_ANY, RUN = JOB_PURPOSE_RUN;
+    static char many[2048];
+    strcpy(many, "influence:\n");
+    for (int i = 0; i < 17; i++)
+        snprintf(many + strlen(many), sizeof many - strlen(many),
+                 "  - {name: f%d, kind: grad_dot}\n", i);
+    const bad_case cases[] = {
+        {"influence: []\n", ANY, "bad.yaml:1: influence: expected a list of 1 to 16 "
+                                 "training-data attribution methods, got 0 entries", 1},
+        {"influence: {name: a}\n", ANY, "influence: expected a list of 1 to 16 "
+                                        "training-data attribution methods, got a mapping", 1},
+        {many, ANY, "influence: expected a list of 1 to 16 training-data attribution "
+                    "methods, got 17 entries", 2},
+        {"influence:\n  - trak\n", ANY,
+         "bad.yaml:2: influence[0]: expected a mapping with name and kind, got 'trak'", 2},
+        {"influence:\n  - name: a\n", ANY, "bad.yaml:2: influence[0].kind: required field "
+                                           "is missing (grad_dot, grad_cos, tracin, "
+                                           "influence or trak)", 2},
+        {"influence:\n  - kind: trak\n", ANY, "bad.yaml:2: influence[0].name: required field "
+                                              "is missing", 2},
+        {"influence:\n  - {name: a, kind: datamodels}\n", ANY,
+         "bad.yaml:2: influence[0].kind: expected one of grad_dot, grad_cos, tracin, "
+         "influence, trak, got 'datamodels'", 2},
+        {"influence:\n  - {name: a, kind: trak}\n  - {name: b, kind: trak, projdim: 3}\n", ANY,
+         "bad.yaml:3: influence[1].projdim: unknown key (known keys in influence[]: name, "
+         "kind, layers, projection, proj_dim, proj_seed, normalize, checkpoints, models, "
+         "inverse, curvature, damping, damping_relative, hessian_rows, cg_tol, cg_max_iter, "
+         "lissa_depth, lissa_scale, lissa_repeats, lissa_batch)", 3},
+        {"influence:\n  - name: a\n    kind: grad_cos\n    normalize: true\n", ANY,
+         "bad.yaml:4: influence[0].normalize: 'a' is of kind grad_cos, which has no "
+         "normalize: grad_cos always normalises (fields of grad_cos: name, kind, layers, "
+         "projection, proj_dim, proj_seed)", 4},
+        {"influence:\n  - name: a\n    kind: influence\n    projection: gaussian\n", ANY,
+         "bad.yaml:4: influence[0].projection: 'a' is of kind influence, which has no "
+         "projection (fields of influence: name, kind, layers, inverse, curvature, damping, "
+         "damping_relative, hessian_rows, cg_tol, cg_max_iter, lissa_depth, lissa_scale, "
+         "lissa_repeats, lissa_batch)", 4},
+        {"influence:\n  - {name: a, kind: trak, inverse: cg}\n", ANY,
+         "influence[0].inverse: 'a' is of kind trak, which has no inverse (fields of trak: "
+         "name, kind, layers, projection, proj_dim, proj_seed, checkpoints, models, damping, "
+         "damping_relative)", 2},
+        {"influence:\n  - {name: a, kind: grad_dot, checkpoints: c.h5}\n", ANY,
+         "influence[0].checkpoints: 'a' is of kind grad_dot, which has no checkpoints", 2},
+        {"influence:\n  - {name: a, kind: tracin, models: [m.h5]}\n", ANY,
+         "influence[0].models: 'a' is of kind tracin, which has no models", 2},
+        {"influence:\n  - {name: a, kind: grad_dot, damping: 0.1}\n", ANY,
+         "influence[0].damping: 'a' is of kind grad_dot, which has no damping", 2},
+        {"influence:\n  - name: a\n    kind: influence\n    cg_tol: 1e-3\n", ANY,
+         "bad.yaml:4: influence[0].cg_tol: only used with inverse: cg (inverse is exact)", 4},
+        {"influence:\n  - name: a\n    kind: influence\n    inverse: cg\n"
+         "    lissa_depth: 10\n", ANY,
+         "bad.yaml:5: influence[0].lissa_depth: only used with inverse: lissa (inverse is cg)",
+         5},
+        {"influence:\n  - {name: a, kind: influence, inverse: kfac,\n"
+         "     curvature: hessian}\n", ANY,
+         "bad.yaml:3: influence[0].curvature: inverse kfac approximates the Gauss-Newton "
+         "matrix: write curvature: gauss_newton, or inverse: exact, cg or lissa for the "
+         "Hessian", 3},
+        {"influence:\n  - {name: a, kind: influence, curvature: hessian, inverse: ekfac}\n", ANY,
+         "influence[0].curvature: inverse ekfac approximates the Gauss-Newton matrix", 2},
+        {"influence:\n  - {name: a, kind: influence, inverse: newton}\n", ANY,
+         "influence[0].inverse: expected one of exact, cg, lissa, kfac, ekfac, got 'newton'", 2},
+        {"influence:\n  - {name: a, kind: influence, curvature: fisher}\n", ANY,
+         "influence[0].curvature: expected one of gauss_newton, hessian, got 'fisher'", 2},
+        {"influence:\n  - {name: a, kind: tracin}\n", ANY,
+         "bad.yaml:2: influence[0].checkpoints: required field is missing: tracin needs a "
+         "checkpoint file (the train.checkpoints of the job that trained the model, with "
+         "checkpoint_every > 0)", 2},
+        {"influence:\n  - name: a\n    kind: tracin\n    checkpoints: \"\"\n", ANY,
+         "bad.yaml:4: influence[0].checkpoints: must not be empty: tracin needs", 4},
+        {"influence:\n  - {name: a, kind: grad_dot, projection: gaussian}\n", ANY,
+         "bad.yaml:2: influence[0].proj_dim: projection gaussian needs proj_dim, the "
+         "projected dimension in 1..1048576 (e.g. 512)", 2},
+        {"influence:\n  - name: a\n    kind: grad_dot\n    proj_dim: 64\n", ANY,
+         "bad.yaml:4: influence[0].proj_dim: only used with a projection other than none "
+         "(projection is none)", 4},
+        {"influence:\n  - name: a\n    kind: trak\n    projection: none\n    proj_seed: 3\n",
+         ANY, "bad.yaml:5: influence[0].proj_seed: only used with a projection other than "
+              "none", 5},
+        {"influence:\n  - {name: a, kind: trak, projection: srht}\n", ANY,
+         "influence[0].projection: expected one of none, gaussian, rademacher, sjlt, "
+         "kronecker, got 'srht'", 2},
+        {"influence:\n  - {name: a, kind: trak, proj_dim: 1048577}\n", ANY,
+         "influence[0].proj_dim: expected an integer in 0..1048576, got '1048577'", 2},
+        {"influence:\n  - {name: a, kind: trak, proj_seed: -1}\n", ANY,
+         "influence[0].proj_seed: expected an integer >= 0, got '-1'", 2},
+        {"influence:\n  - {name: a, kind: trak, damping: -1e-3}\n", ANY,
+         "influence[0].damping: expected a number >= 0, got '-1e-3'", 2},
+        {"influence:\n  - {name: a, kind: influence, hessian_rows: -1}\n", ANY,
+         "influence[0].hessian_rows: expected an integer >= 0, got '-1'", 2},
+        {"influence:\n  - {name: a, kind: influence, inverse: cg, cg_tol: 0}\n", ANY,
+         "influence[0].cg_tol: expected a number > 0, got '0'", 2},
+        {"influence:\n  - {name: a, kind: influence, inverse: cg, cg_max_iter: 0}\n", ANY,
+         "influence[0].cg_max_iter: expected an integer in 1..1000000, got '0'", 2},
+        {"influence:\n  - {name: a, kind: influence, inverse: lissa, lissa_scale: 0}\n", ANY,
+         "influence[0].lissa_scale: expected a number > 0, got '0'", 2},
+        {"influence:\n  - {name: a, kind: influence, inverse: lissa, lissa_depth: 0}\n", ANY,
+         "influence[0].lissa_depth: expected an integer in 1..10000000, got '0'", 2},
+        {"influence:\n  - {name: a, kind: influence, inverse: lissa, lissa_repeats: 0}\n", ANY,
+         "influence[0].lissa_repeats: expected an integer in 1..10000, got '0'", 2},
+        {"influence:\n  - {name: a, kind: influence, inverse: lissa, lissa_batch: 0}\n", ANY,
+         "influence[0].lissa_batch: expected an integer in 1..1000000, got '0'", 2},
+        {"influence:\n  - {name: a, kind: grad_dot, layers: fc}\n", ANY,
+         "influence[0].layers: expected a list of 0 to 16 layer names (e.g. [fc1, fc2]), got "
+         "'fc'", 2},
+        {"influence:\n  - name: a\n    kind: grad_dot\n    layers: [fc, \"a b\"]\n", ANY,
+         "bad.yaml:4: influence[0].layers[1]: expected a layer name of letters, digits, '_', "
+         "'.' and '-', got \"a b\"", 4},
+        {"influence:\n  - name: a\n    kind: grad_dot\n    layers:\n      - fc\n      - fc\n",
+         ANY, "bad.yaml:6: influence[0].layers[1]: 'fc' is listed twice (also [0])", 6},
+        {"influence:\n  - {name: a, kind: grad_dot, layers: [a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,"
+         "q]}\n", ANY, "influence[0].layers: expected a list of 0 to 16 layer names (e.g. "
+                       "[fc1, fc2]), got 17 entries", 2},
+        {"influence:\n  - {name: a, kind: trak, models: [\"\"]}\n", ANY,
+         "influence[0].models[0]: expected a non-empty path, got \"\"", 2},
+        {"influence:\n  - {name: a, kind: trak, models: [a, b, c, d, e, f, g, h, i]}\n", ANY,
+         "influence[0].models: expected a list of 0 to 8 file paths, got 9 entries", 2},
+        {"influence:\n  - {name: a, kind: trak, models: [x.h5, x.h5]}\n", ANY,
+         "influence[0].models[1]: 'x.h5' is listed twice (also [0])", 2},
+        {"influence:\n  - {name: a, kind: trak}\n  - {name: a, kind: grad_dot}\n", ANY,
+         "bad.yaml:3: influence[1].name: duplicate name 'a' (also influence[0] at line 2)", 3},
+        {"methods:\n  - {name: a, kind: saliency}\ninfluence:\n  - {name: b, kind: trak}\n"
+         "  - {name: a, kind: grad_dot}\n", ANY,
+         "bad.yaml:5: influence[1].name: duplicate name 'a' (also methods[0] at line 2): "
+         "names are unique across methods and influence", 5},
+        {"influence:\n  - {name: a, kind: trak}\nmethods:\n  - {name: a, kind: saliency}\n",
+         ANY, "bad.yaml:2: influence[0].name: duplicate name 'a' (also methods[0] at line 4)",
+         2},
+        {"influence:\n  - {name: a b, kind: trak}\n", ANY,
+         "influence[0].name: expected a name of letters, digits, '_' and '-', got 'a b'", 2},
+        /* train_data, ground_truth */
+        {"methods: [{name: a, kind: saliency}]\ntrain_data: {top_k: 3}\n", ANY,
+         "bad.yaml:2: train_data: only used with influence: (the job has no influence "
+         "methods)", 2},
+        {"ground_truth:\n  loo: {points: 3}\n", ANY,
+         "bad.yaml:1: ground_truth: only used with influence: (the job has no influence "
+         "methods)", 1},
+        {"influence: [{name: a, kind: trak}]\ntrain_data:\n  top_k: 1001\n", ANY,
+         "bad.yaml:3: train_data.top_k: expected an integer in 0..1000, got '1001'", 3},
+        {"influence: [{name: a, kind: trak}]\ntrain_data:\n  block_rows: 0\n", ANY,
+         "train_data.block_rows: expected an integer in 1..1000000, got '0'", 3},
+        {"influence: [{name: a, kind: trak}]\ntrain_data:\n  rows: \"9:3\"\n", ANY,
+         "bad.yaml:3: train_data.rows: expected \"start:end\"", 3},
+        {"influence: [{name: a, kind: trak}]\ntrain_data:\n  split: \"\"\n", ANY,
+         "train_data.split: expected a non-empty string", 3},
+        {"influence: [{name: a, kind: trak}]\ntrain_data:\n  path: x.h5\n", ANY,
+         "bad.yaml:3: train_data.path: unknown key (known keys in train_data: split, rows, "
+         "block_rows, top_k, store)", 3},
+        {"influence: [{name: a, kind: trak}]\nground_truth:\n  loo:\n    pts: 3\n", ANY,
+         "bad.yaml:4: ground_truth.loo.pts: unknown key (known keys in ground_truth.loo: "
+         "points, tol, max_iter)", 4},
+        {"influence: [{name: a, kind: trak}]\nground_truth:\n  loo: 3\n", ANY,
+         "bad.yaml:3: ground_truth.loo: expected a mapping of fields, got '3'", 3},
+        {"influence: [{name: a, kind: trak}]\nground_truth:\n  lds: {fraction: 1.0}\n", ANY,
+         "bad.yaml:3: ground_truth.lds.fraction: expected a number in (0, 1), got '1.0'", 3},
+        {"influence: [{name: a, kind: trak}]\nground_truth:\n  lds: {fraction: 0}\n", ANY,
+         "ground_truth.lds.fraction: expected a number in (0, 1), got '0'", 3},
+        {"influence: [{name: a, kind: trak}]\ntrain: {}\nground_truth:\n  lds: {subsets: 4}\n",
+         ANY, "bad.yaml:4: ground_truth.lds.subsets: expected 0 (off) or an integer in "
+              "5..100000 (a Spearman correlation over fewer subsets means nothing), got 4", 4},
+        {"influence: [{name: a, kind: trak}]\nground_truth:\n  lds: {seeds: 0}\n", ANY,
+         "ground_truth.lds.seeds: expected an integer in 1..1000, got '0'", 3},
+        {"influence: [{name: a, kind: trak}]\nground_truth:\n  loo: {tol: 0}\n", ANY,
+         "ground_truth.loo.tol: expected a number > 0, got '0'", 3},
+        {"influence: [{name: a, kind: trak}]\nground_truth:\n  loo: {points: -1}\n", ANY,
+         "ground_truth.loo.points: expected an integer in 0..1000000, got '-1'", 3},
+        {"influence: [{name: a, kind: trak}]\nground_truth:\n  lds:\n    subsets: 10\n", ANY,
+         "bad.yaml:4: ground_truth.lds.subsets: LDS trains a model on each subset: it needs a "
+         "train section (train.optimizer and its settings)", 4},
+        {"influence: [{name: a, kind: trak}]\ntrain: {optimizer: adam}\n"
+         "ground_truth:\n  loo:\n    points: 5\n", ANY,
+         "bad.yaml:5: ground_truth.loo.points: leave-one-out needs train.optimizer: newton "
+         "with train.weight_decay > 0 (their objective is what each point is refitted on); "
+         "train.optimizer is adam", 5},
+        {"influence: [{name: a, kind: trak}]\nground_truth:\n  loo:\n    points: 5\n", ANY,
+         "ground_truth.loo.points: leave-one-out needs train.optimizer: newton with "
+         "train.weight_decay > 0 (their objective is what each point is refitted on); the job "
+         "has no train section", 4},
+        /* newton */
+        {"train:\n  optimizer: newton\n", ANY,
+         "bad.yaml:2: train.weight_decay: optimizer newton needs weight_decay > 0 (the L2 "
+         "term makes the objective strictly convex: without it the Hessian of a softmax model "
+         "is singular), got 0", 2},
+        {"train:\n  optimizer: newton\n  weight_decay: 0.0\n", ANY,
+         "bad.yaml:3: train.weight_decay: optimizer newton needs weight_decay > 0", 3},
+        {"train:\n  optimizer: newton\n  weight_decay: 0.1\n  lr: 0.1\n", ANY,
+         "bad.yaml:4: train.lr: only used with optimizer: sgd, adam or adamw (optimizer is "
+         "newton)", 4},
+        {"train:\n  epochs: 3\n  optimizer: newton\n  weight_decay: 0.1\n", ANY,
+         "bad.yaml:2: train.epochs: only used with optimizer: sgd, adam or adamw (optimizer "
+         "is newton)", 2},
+        {"train:\n  optimizer: newton\n  weight_decay: 0.1\n  batch_size: 64\n", ANY,
+         "train.batch_size: only used with optimizer: sgd, adam or adamw", 4},
+        {"train:\n  optimizer: newton\n  weight_decay: 0.1\n  momentum: 0.5\n", ANY,
+         "train.momentum: only used with optimizer: sgd (optimizer is newton)", 4},
+        {"train:\n  optimizer: newton\n  weight_decay: 0.1\n  schedule: cosine\n", ANY,
+         "train.schedule: only used with optimizer: sgd, adam or adamw", 4},
+        {"train:\n  optimizer: newton\n  weight_decay: 0.1\n  checkpoint_every: 1\n", ANY,
+         "train.checkpoint_every: only used with optimizer: sgd, adam or adamw", 4},
+        {"train:\n  tol: 1e-8\n", ANY,
+         "bad.yaml:2: train.tol: only used with optimizer: newton (optimizer is sgd)", 2},
+        {"train:\n  optimizer: adamw\n  max_iter: 5\n", ANY,
+         "train.max_iter: only used with optimizer: newton (optimizer is adamw)", 3},
+        {"train:\n  optimizer: newton\n  weight_decay: 0.1\n  max_iter: 0\n", ANY,
+         "train.max_iter: expected an integer in 1..10000, got '0'", 4},
+        {"train:\n  optimizer: newton\n  weight_decay: 0.1\n  tol: 0\n", ANY,
+         "train.tol: expected a number > 0, got '0'", 4},
+        /* run */
+        {"data: {path: d.h5}\nmodel: {path: m.h5}\ninfluence: [{name: a, kind: trak}]\n", RUN,
+         "bad.yaml: output.path: required field is missing", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const bad_case *bc = &cases[i];
+        at_err e = {0};
+        job j;
+        int rc = job_parse(bc->text, "bad.yaml", NULL, 0, bc->purpose, &j, &e);
+        CHECK(rc == AT_EUSER && e.code == AT_EUSER, "influence case %zu: rc %d (%s)", i, rc,
+              e.msg);
+        CHECK(strstr(e.msg, bc->want) != NULL, "influence case %zu:\n  got  %s\n  want %s", i,
+              e.msg, bc->want);
+        char prefix[64];
+        if (bc->line > 0)
+            snprintf(prefix, sizeof prefix, "bad.yaml:%d: ", bc->line);
+        else
+            snprintf(prefix, sizeof prefix, "bad.yaml: ");
+        CHECK(strncmp(e.msg, prefix, strlen(prefix)) == 0,
+              "influence case %zu: message does not start with '%s': %s", i, prefix, e.msg);
+        CHECK(is_zero(&j, sizeof j), "influence case %zu: job not zeroed after an error", i);
+    }
+}
+
+/* tests/jobs/influence*.yaml: valid run jobs (and train jobs when they
+ * have a train section) that round-trip. */
+static void test_influence_job_files(const char *src) {
+    const char *files[] = {"influence_mlp.yaml", "influence_logreg.yaml"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/tests/jobs/%s", src, files[i]);
+        char *text = NULL;
+        at_err e = {0};
+        int rc = job_read_file(path, &text, &e);
+        CHECK(rc == 0, "%s: %s", path, e.msg);
+        if (rc) continue;
+        job j;
+        if (parse_ok(text, NULL, 0, JOB_PURPOSE_RUN, &j, path)) {
+            CHECK(j.n_influence >= 6, "%s: %d influence methods", path, j.n_influence);
+            round_trip(text, NULL, 0, JOB_PURPOSE_RUN, path);
+            if (j.has_train) round_trip(text, NULL, 0, JOB_PURPOSE_TRAIN, path);
+        }
+        free(text);
+    }
+}
+
 int main(int argc, char **argv) {
     const char *dir = argc > 1 ? argv[1] : NULL;
 #ifdef ATTRIB_SRC_DIR
@@ -1281,6 +1979,13 @@ int main(int argc, char **argv) {
     test_layers_and_training();
     test_read_file();
     test_schema();
+    test_influence_defaults();
+    test_influence_full();
+    test_influence_overrides();
+    test_influence_errors();
+#ifdef ATTRIB_SRC_DIR
+    test_influence_job_files(ATTRIB_SRC_DIR);
+#endif
     CHECK(dir != NULL, "no bad_jobs directory: pass it as argv[1] or build with "
                        "ATTRIB_SRC_DIR");
     if (dir) test_bad_job_files(dir);
