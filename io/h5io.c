@@ -1314,6 +1314,14 @@ int h5_results_dataset(h5_results *r, const char *path, h5io_type type,
                        int ndims, const int64_t *dims,
                        const char *const *dim_scales, int64_t chunk_rows,
                        int compression, const char *description, at_err *err) {
+    return h5_results_dataset_chunked(r, path, type, ndims, dims, dim_scales, chunk_rows, NULL,
+                                      compression, description, err);
+}
+
+int h5_results_dataset_chunked(h5_results *r, const char *path, h5io_type type, int ndims,
+                               const int64_t *dims, const char *const *dim_scales,
+                               int64_t chunk_rows, const int64_t *chunk_dims, int compression,
+                               const char *description, at_err *err) {
     AT_CHECK(r && path && path[0] && ndims >= 1 && ndims <= H5IO_MAX_DIMS && dims);
     AT_CHECK(compression >= 0 && compression <= 9);
     hid_t mt = h5io_native(type);
@@ -1345,6 +1353,8 @@ int h5_results_dataset(h5_results *r, const char *path, h5io_type type,
         /* HDF5 chunks must stay below 4 GiB; keep them under 1 GiB. */
         while (c > 1 && (size_t)c * row_bytes > ((size_t)1 << 30)) c /= 2;
         chunk[0] = (hsize_t)c;
+        for (int i = 1; chunk_dims && i < ndims; i++)
+            if (chunk_dims[i] >= 1 && chunk_dims[i] < dims[i]) chunk[i] = (hsize_t)chunk_dims[i];
         H5Pset_chunk(dcpl, ndims, chunk);
         if (compression > 0) {
             H5Pset_shuffle(dcpl);
@@ -1641,4 +1651,47 @@ done:
     free(index);
     free(tmp);
     return rc;
+}
+
+int h5_results_write_tile(h5_results *r, const char *path, int has_tile, int64_t row0,
+                          int64_t nrows, int64_t col0, int64_t ncols, const void *buf,
+                          at_err *err) {
+    AT_CHECK(r && path);
+    int rc = 0;
+    hid_t d = -1, ftype = -1, fs = -1, ms = -1;
+    hsize_t dims[H5S_MAX_RANK];
+    if (H5LTpath_valid(r->file, path, 1) <= 0 ||
+        (d = H5Dopen2(r->file, path, H5P_DEFAULT)) < 0) {
+        rc = at_err_set(err, AT_EINTERNAL, "%s: no dataset %s (create it with "
+                        "h5_results_dataset first)", r->path, path);
+        goto write;
+    }
+    ftype = H5Dget_type(d);
+    fs = H5Dget_space(d);
+    AT_CHECK(H5Sget_simple_extent_dims(fs, dims, NULL) == 2);
+    hsize_t nel = 1;
+    if (has_tile && nrows > 0 && ncols > 0) {
+        AT_CHECK(row0 >= 0 && col0 >= 0 && row0 + nrows <= (int64_t)dims[0] &&
+                 col0 + ncols <= (int64_t)dims[1] && buf);
+        hsize_t start[2] = {(hsize_t)row0, (hsize_t)col0};
+        hsize_t count[2] = {(hsize_t)nrows, (hsize_t)ncols};
+        H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
+        nel = (hsize_t)(nrows * ncols);
+        ms = H5Screate_simple(1, &nel, NULL);
+    } else {
+        H5Sselect_none(fs);
+        ms = H5Screate_simple(1, &nel, NULL);
+        H5Sselect_none(ms);
+    }
+write:
+    rc = agree(r, rc, err);
+    if (rc == 0 && H5Sget_simple_extent_npoints(fs) > 0 &&
+        H5Dwrite(d, ftype, ms, fs, r->dxpl, buf) < 0)
+        rc = at_err_set(err, AT_EIO, "%s: dataset %s: collective write of a %lld x %lld tile "
+                        "failed", r->path, path, (long long)nrows, (long long)ncols);
+    h5u_close(&ms);
+    h5u_close(&fs);
+    h5u_close(&ftype);
+    h5u_close(&d);
+    return agree(r, rc, err);
 }

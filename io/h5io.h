@@ -204,6 +204,22 @@ int h5_results_dataset(h5_results *r, const char *path, h5io_type type,
                        const char *const *dim_scales, int64_t chunk_rows,
                        int compression, const char *description, at_err *err);
 
+/* h5_results_dataset with explicit chunk extents for axes 1.. (chunk_dims[i]
+ * for i >= 1; chunk_dims[0] is ignored: chunk_rows decides it): a 2-D
+ * matrix written in tiles is chunked by the tile so no chunk is shared by
+ * two writers. chunk_dims NULL = h5_results_dataset. */
+int h5_results_dataset_chunked(h5_results *r, const char *path, h5io_type type, int ndims,
+                               const int64_t *dims, const char *const *dim_scales,
+                               int64_t chunk_rows, const int64_t *chunk_dims, int compression,
+                               const char *description, at_err *err);
+
+/* Collective: each rank writes at most one tile [row0, row0+nrows) x
+ * [col0, col0+ncols) of the 2-D dataset at path from buf (nrows x ncols, the
+ * dataset's type, row-major); a rank without one passes has_tile = 0. */
+int h5_results_write_tile(h5_results *r, const char *path, int has_tile, int64_t row0,
+                          int64_t nrows, int64_t col0, int64_t ncols, const void *buf,
+                          at_err *err);
+
 /* Collective: each rank writes n_ranges row ranges [row0[k], row0[k]+nrows[k])
  * of the dataset at path from buf, which holds those rows back to back in
  * the dataset's type. A rank with nothing to write passes n_ranges = 0.

@@ -69,10 +69,8 @@ static int jmt_top_k(const job *j, int D) {
     return j->metrics.top_k < D ? j->metrics.top_k : D;
 }
 
-/* The method's fields as attributes of its group: numbers as float64 (or
- * int64 when integral), lists as float64 vectors, the rest as strings. */
-static void method_attrs(h5_results *r, const char *grp, const job_method *jm, at_err *err) {
-    char *f = job_method_emit(jm);
+void results_fields_attrs(h5_results *r, const char *grp, const char *fields, at_err *err) {
+    char *f = at_strdup(fields, "fields");
     for (char *q = f; *q;) {
         char *eol = strchr(q, '\n');
         if (eol) *eol = '\0';
@@ -192,7 +190,9 @@ static int write_results(run_ctx *c, const char *tmp_path, method_out *mo,
         }
         h5_results_attr_str(r, grp, "kind", job_method_kind_name(jm->kind), err);
         h5_results_attr_str(r, grp, "output", "logit", err);
-        method_attrs(r, grp, jm, err);
+        char *fields = job_method_emit(jm);
+        results_fields_attrs(r, grp, fields, err);
+        free(fields);
         if (jm->kind == JOB_METHOD_INTEGRATED_GRADIENTS && sp->alpha) {
             h5_results_attr_f64v(r, grp, "alphas", sp->alpha, sp->n_cols, err);
             h5_results_attr_f64v(r, grp, "weights", sp->weight, sp->n_cols, err);

@@ -214,6 +214,21 @@ typedef struct {
  * results file (OUT.partial, then renamed). Collective. */
 int assemble_results(run_ctx *c, const work_stats *ws, assemble_stats *st, at_err *err);
 
+/* "key: value" lines (job_method_emit, job_influence_emit) as attributes of
+ * group grp, except name and kind: numbers as float64 (int64 when
+ * integral), booleans as int64 0/1, lists of numbers as float64 vectors,
+ * the rest as strings. Collective. */
+void results_fields_attrs(h5_results *r, const char *grp, const char *fields, at_err *err);
+
+/* ---- training-data attribution (influence.c) ---- */
+
+/* `attrib run|validate` of a job with an influence: section, after the job
+ * is parsed (c->j) and the MPI context set: everything from opening the
+ * files to the results file. validate: check and print the plan only;
+ * dry_run likewise with the memory plan and what the store holds.
+ * Returns the exit code (agreed by all ranks). */
+int infl_main(run_ctx *c, int validate_only, int dry_run, at_err *err);
+
 /* The shard directory's scan: which units are done, and where. */
 typedef struct {
     int n_files;

@@ -117,6 +117,7 @@ static int prepare(run_ctx *c, const cli_job_args *a, at_err *err) {
     if (rc) return rc;
     job *j = &c->j;
     c->job_yaml = job_emit_yaml(j);
+    if (j->n_influence) return 0; /* influence.c opens its own files */
 
     /* data */
     if (h5_reader_open(&c->rd, j->data_path, j->data_split, &c->info, err) == 0) {
@@ -372,6 +373,10 @@ static int run_main(int argc, char **argv, int validate_only) {
     if (!validate_only && !a.dry_run) stop_install_handlers();
     if ((rc = prepare(&c, &a, &err))) goto out;
     eng_set_threads(c.j.blas_threads);
+    if (c.j.n_influence) {
+        rc = infl_main(&c, validate_only, a.dry_run, &err);
+        goto out;
+    }
     if ((rc = digest(&c, &err))) goto out;
     resume_plan_text(&c);
     if (validate_only || a.dry_run) {

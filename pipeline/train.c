@@ -20,9 +20,13 @@
 #include "h5io.h"
 #include "h5train.h"
 #include "pipeline.h"
+#include "tda_truth.h"
 
 static const char *opt_name(int k) {
-    return k == ENG_OPT_ADAM ? "adam" : k == ENG_OPT_ADAMW ? "adamw" : "sgd";
+    return k == ENG_OPT_ADAM     ? "adam"
+           : k == ENG_OPT_ADAMW  ? "adamw"
+           : k == JOB_OPT_NEWTON ? "newton"
+                                 : "sgd";
 }
 static const char *sched_name(int k) {
     return k == ENG_SCHED_STEP ? "step" : k == ENG_SCHED_COSINE ? "cosine" : "constant";
@@ -210,7 +214,7 @@ int train_validate(const cli_job_args *a, int *is_train, at_err *err) {
     }
     at_err probe = {0};
     if (job_parse(text, a->job_path, a->sets, a->n_sets, JOB_PURPOSE_ANY, j, &probe) ||
-        !j->has_train || j->n_methods > 0) {
+        !j->has_train || j->n_methods > 0 || j->n_influence > 0) {
         free(text);
         free(j);
         return 0; /* not a training job: validate it as a run job */
@@ -234,10 +238,17 @@ int train_validate(const cli_job_args *a, int *is_train, at_err *err) {
             snprintf(what, sizeof what, "MLP with %d hidden layer(s)", j->n_hidden);
         else
             snprintf(what, sizeof what, "model of %d layers", m.n_layers);
-        printf("%s: training job is valid: %s (%zu parameters, input %s, %d outputs) on %s "
-               "split '%s', %d epochs of %s (%s schedule), writes %s\n",
-               a->job_path, what, m.n_params, shape, m.out_features, j->data_path, j->data_split,
-               j->epochs, opt_name(j->optimizer), sched_name(j->schedule), j->model_path);
+        if (j->optimizer == JOB_OPT_NEWTON)
+            printf("%s: training job is valid: %s (%zu parameters, input %s, %d outputs) on %s "
+                   "split '%s', Newton's method to |grad| <= %g, writes %s\n",
+                   a->job_path, what, m.n_params, shape, m.out_features, j->data_path,
+                   j->data_split, j->newton_tol, j->model_path);
+        else
+            printf("%s: training job is valid: %s (%zu parameters, input %s, %d outputs) on %s "
+                   "split '%s', %d epochs of %s (%s schedule), writes %s\n",
+                   a->job_path, what, m.n_params, shape, m.out_features, j->data_path,
+                   j->data_split, j->epochs, opt_name(j->optimizer), sched_name(j->schedule),
+                   j->model_path);
         eng_model_free(&m);
     }
     free(j);
@@ -327,6 +338,49 @@ static int save_model(const job *j, const eng_model *m, const history *h, int64_
     return 0;
 }
 
+/* train.optimizer newton: the exact optimum of mean cross-entropy +
+ * (weight_decay/2)|theta|^2 by Newton's method in float64 (tda_truth.h), for
+ * convex models such as multinomial logistic regression (the leave-one-out
+ * ground truth of docs/influence.md). The model file records one "epoch":
+ * the final objective and accuracy. */
+static int newton_train(const cli_job_args *a, job *j, eng_model *m, const float *x,
+                        const int32_t *y, int64_t n, const float *xe, const int32_t *ye,
+                        int64_t ne, at_err *err) {
+    double *theta = at_malloc((m->n_params ? m->n_params : 1) * sizeof(double), "theta");
+    for (size_t i = 0; i < m->n_params; i++) theta[i] = m->params[i];
+    AT_INFO("train %s: %lld rows of %s split '%s': Newton's method on mean cross-entropy + "
+            "%g/2 |theta|^2 over %zu parameters (float64), to |grad| <= %g",
+            a->job_path, (long long)n, j->data_path, j->data_split, j->weight_decay,
+            m->n_params, j->newton_tol);
+    double t0 = at_now();
+    tda_fit_info info;
+    int rc = tda_newton_fit(m, theta, x, y, n, NULL, j->weight_decay, j->newton_tol,
+                            j->newton_max_iter, &info, err);
+    if (rc) {
+        at_err_prefix(err, "%s: train.optimizer newton: ", a->job_path);
+        free(theta);
+        return rc;
+    }
+    for (size_t i = 0; i < m->n_params; i++) m->params[i] = (float)theta[i];
+    free(theta);
+    eng_workspace ws;
+    eng_workspace_init(&ws, m, 256, ENG_F32);
+    double loss = 0, acc = 0, el = NAN, ea = NAN, lr = 0;
+    eng_evaluate(m, &ws, x, y, (int)n, &loss, &acc, NULL);
+    if (ne) eng_evaluate(m, &ws, xe, ye, (int)ne, &el, &ea, NULL);
+    eng_workspace_free(&ws);
+    AT_INFO("newton: %d steps, objective %.10g, |grad| %.3g, train loss %.4f acc %.2f%% (%.2f s)",
+            info.iters, info.objective, info.grad_norm, loss, 100 * acc, at_now() - t0);
+    history h = {&loss, &acc, &lr, &el, &ea};
+    const int epochs = j->epochs;
+    j->epochs = 1;
+    char *job_yaml = job_emit_yaml(j);
+    rc = save_model(j, m, &h, n, ne > 0, job_yaml, 0, err);
+    j->epochs = epochs;
+    free(job_yaml);
+    return rc;
+}
+
 static int train_main(const cli_job_args *a, at_err *err) {
     char *text = NULL;
     job *j = at_calloc(1, sizeof *j, "job");
@@ -381,6 +435,10 @@ static int train_main(const cli_job_args *a, at_err *err) {
         (j->checkpoint_every > 0 && check_writable(j->checkpoint_path, "train.checkpoints", err)))
         goto out;
     eng_model_init_params(&m, j->train_seed);
+    if (j->optimizer == JOB_OPT_NEWTON) {
+        rc = newton_train(a, j, &m, x, y, n, xe, ye, ne, err);
+        goto out;
+    }
 
     const int cap = j->batch_size;
     eng_memory mem;
