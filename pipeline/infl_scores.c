@@ -839,6 +839,8 @@ int infl_write_results(infl_ctx *x, at_err *err) {
     h5_results_attr_str(r, "/", "attrib_version", ATTRIB_VERSION, err);
     h5_results_attr_str(r, "/", "content", "training-data attribution", err);
     h5_results_attr_str(r, "/", "job_yaml", c->job_yaml, err);
+    h5_results_attr_str(r, "/", "plan_hash", c->plan_hash, err);
+    h5_results_attr_str(r, "/", "plan", c->plan_text, err);
     h5_results_attr_str(r, "/", "job_file", j->source_path, err);
     h5_results_attr_str(r, "/", "model_path", j->model_path, err);
     h5_results_attr_str(r, "/", "model_sha256", c->minfo.sha256, err);

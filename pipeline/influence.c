@@ -706,6 +706,75 @@ static void ctx_free(infl_ctx *x) {
     infl_truth_free(&x->truth);
 }
 
+/* The plan hash: the effective job, every model source's content hash and
+ * every block's rows. A results file holding it is this job's. */
+static void plan_hash(infl_ctx *x) {
+    /* the effective job without what decides no number: where the output
+     * and the store go, progress and stop settings */
+    job *jc = at_malloc(sizeof *jc, "job copy");
+    memcpy(jc, &x->c->j, sizeof *jc);
+    jc->output_path[0] = jc->source_path[0] = jc->stop_file[0] = jc->tda.store[0] = '\0';
+    jc->overwrite = jc->keep_shards = 0;
+    jc->progress_interval = jc->checkpoint_interval = jc->max_wall_time = 0;
+    char *text = job_emit_yaml(jc);
+    free(jc);
+    at_sha256 h;
+    at_sha256_init(&h);
+    at_sha256_update(&h, "attrib-influence 1\n", 19);
+    at_sha256_update(&h, text, strlen(text));
+    free(x->c->plan_text);
+    x->c->plan_text = text;
+    for (int s = 0; s < x->n_src; s++) at_sha256_update(&h, x->src[s].sha, 64);
+    at_sha256_update(&h, x->te_hash, (size_t)infl_n_blocks(x, INFL_TEST) * 32);
+    at_sha256_update(&h, x->tr_hash, (size_t)infl_n_blocks(x, INFL_TRAIN) * 32);
+    uint8_t d[32];
+    at_sha256_final(&h, d);
+    at_sha256_hex(d, x->c->plan_hash);
+}
+
+/* An existing results file: this job's -> *complete; another's -> refused
+ * unless output.overwrite (or --fresh). Rank 0 decides. Collective. */
+static int check_output(infl_ctx *x, int *complete, at_err *err) {
+    run_ctx *c = x->c;
+    const job *j = &c->j;
+    int flag = 0;
+    if (c->rank == 0 && access(j->output_path, F_OK) == 0) {
+        char *hash = NULL;
+        int rc = h5_file_root_attr(j->output_path, "plan_hash", &hash);
+        int same = rc == 0 && !strcmp(hash, c->plan_hash);
+        if (same && !c->fresh)
+            flag = 1;
+        else if (!same && !j->overwrite)
+            at_err_set(err, AT_EUSER,
+                       "output %s already exists and %s; set output.overwrite: true to replace "
+                       "it when this run finishes, or choose another path with -o",
+                       j->output_path,
+                       rc == 0 ? "holds the results of another job (or of other data or "
+                                 "models)"
+                               : "is not an attrib results file");
+        free(hash);
+    }
+    int rc = agree(x, err);
+    MPI_Bcast(&flag, 1, MPI_INT, 0, c->comm);
+    *complete = flag;
+    return rc;
+}
+
+/* A stop asked for between stages: the store keeps the features; the
+ * stages after featurising are recomputed by the rerun. Collective. */
+static int stage_stop(infl_ctx *x, const char *next) {
+    int stop = stop_requested(x);
+    MPI_Allreduce(MPI_IN_PLACE, &stop, 1, MPI_INT, MPI_MAX, x->c->comm);
+    if (stop && x->c->rank == 0) {
+        fprintf(stderr,
+                "attrib: stopped early before %s: %s. The gradient features are kept in %s/; "
+                "rerun the same command to resume (exit %d).\n",
+                next, stop_reason_text((stop_reason)stop), x->store, AT_EXIT_RESUMABLE);
+        fflush(stderr);
+    }
+    return stop ? AT_EXIT_RESUMABLE : 0;
+}
+
 /* --------------------------------------------------------------- main */
 
 static void print_plan(infl_ctx *x) {
@@ -753,6 +822,16 @@ int infl_main(run_ctx *c, int validate_only, int dry_run, at_err *err) {
         }
         goto out;
     }
+    plan_hash(x);
+    int complete = 0;
+    if ((rc = check_output(x, &complete, err))) goto out;
+    if (complete) {
+        if (c->rank == 0)
+            printf("%s already holds this job's results (plan %.12s...); nothing to do. Use "
+                   "--fresh to compute them again.\n",
+                   c->j.output_path, c->plan_hash);
+        goto out;
+    }
     if (c->rank == 0) print_plan(x);
     int stopped = 0;
     if ((rc = featurise(x, &stopped, err))) goto out;
@@ -767,9 +846,9 @@ int infl_main(run_ctx *c, int validate_only, int dry_run, at_err *err) {
         rc = AT_EXIT_RESUMABLE;
         goto out;
     }
-    if ((rc = infl_truth_run(x, err))) goto out;
-    if ((rc = infl_precondition(x, err))) goto out;
-    if ((rc = infl_write_results(x, err))) goto out;
+    if ((rc = stage_stop(x, "the ground truth")) || (rc = infl_truth_run(x, err))) goto out;
+    if ((rc = stage_stop(x, "preconditioning")) || (rc = infl_precondition(x, err))) goto out;
+    if ((rc = stage_stop(x, "the scores")) || (rc = infl_write_results(x, err))) goto out;
     if (c->rank == 0) {
         printf("wrote %s\n", c->j.output_path);
         for (int mi = 0; mi < c->j.n_influence; mi++) {

@@ -4,7 +4,8 @@
 #
 # With CI=true (or --sanitize) the suite first runs once more in an
 # AddressSanitizer + UBSan build (build-asan/), warnings as errors, all but
-# the SLURM tests and the fuzz run; then the release build's whole suite runs, and
+# the SLURM tests, the repeats on more ranks, the fault-injection run and the
+# fuzz run; then the release build's whole suite runs, and
 # its summary line is the last one printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,8 +20,11 @@ if [[ "${CI:-}" == "true" || "${1:-}" == "--sanitize" ]]; then
   # nothing under this build's sanitizers: they run in the release pass. The
   # fuzz regressions are replayed here too. `repeat` tests run code the
   # sanitizers already saw in another test of the pass (the all-methods jobs
-  # on more ranks, compared byte for byte in the release pass).
-  (cd build-asan && ctest --output-on-failure -j 2 --timeout 1500 -LE 'slurm|repeat' \
+  # on more ranks, compared byte for byte in the release pass). `nosan`: the
+  # fault-injection run, 20 SIGKILLs at random moments that check what is
+  # durable on disk, which the sanitizers cannot see (resume_interruptions
+  # runs the same restart paths in this pass).
+  (cd build-asan && ctest --output-on-failure -j 2 --timeout 1500 -LE 'slurm|repeat|nosan' \
     -E '^fuzz_run$')
 fi
 

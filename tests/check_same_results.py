@@ -18,7 +18,11 @@ import numpy as np
 # its scheduler and rank count may differ.
 RUN_ATTRS = {"n_ranks", "units_per_rank", "units_resumed", "host", "started_at",
              "finished_at", "time_total_s", "time_compute_max_s", "time_fold_max_s",
-             "scheduler", "job_yaml", "job_file"}
+             "scheduler", "job_yaml", "job_file",
+             # training-data attribution: rank count, stage times, store use
+             "ranks", "time_featurise_s", "time_ground_truth_s", "time_precondition_s",
+             "time_scores_s", "feature_blocks_computed", "feature_blocks_reused",
+             "gradient_store"}
 
 
 def items(f):

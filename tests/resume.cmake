@@ -11,5 +11,5 @@ set_tests_properties(resume_interruptions PROPERTIES LABELS "mpi;resume;slow"
 add_test(NAME resume_fault_injection COMMAND ${ATTRIB_PYTHON} ${ATTRIB_SRC_DIR}/tests/check_faults.py
   $<TARGET_FILE:attrib> ${MPIEXEC_EXECUTABLE} ${ATTRIB_SRC_DIR}/tests/jobs/resume.yaml
   ${E2E}/fmnist.h5 ${E2E}/mlp.h5 ${CMAKE_BINARY_DIR}/faults 20)
-set_tests_properties(resume_fault_injection PROPERTIES LABELS "mpi;resume;slow"
+set_tests_properties(resume_fault_injection PROPERTIES LABELS "mpi;resume;slow;nosan"
   ENVIRONMENT "${ATTRIB_MPI_ENV}" FIXTURES_REQUIRED "fmnist;mlp" RESOURCE_LOCK cpu TIMEOUT 1500)
