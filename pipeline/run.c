@@ -312,10 +312,13 @@ static void print_summary(run_ctx *c, const work_stats *ws, const assemble_stats
 
 static const char *RUN_HELP =
     "usage: attrib run JOB.yaml [-o OUT.h5] [--set section.key=value]... [--dry-run] [--fresh]\n"
-    "Runs the job's methods on its data with its model and writes one HDF5 results\n"
-    "file (docs/format.md). Run as one process or under mpirun/srun -n N; the\n"
-    "scores are the same bytes for any N and either scheduler.\n"
-    "Finished work units go to OUT.h5.shards/ as they complete; rerunning the same\n"
+    "Runs the job's methods (feature attribution, docs/methods.md) or its influence\n"
+    "methods (training-data attribution, docs/influence.md) on its data with its\n"
+    "model and writes one HDF5 results file (docs/format.md). Run as one process\n"
+    "or under mpirun/srun -n N; the scores are the same bytes for any N and either\n"
+    "scheduler.\n"
+    "Finished work units go to OUT.h5.shards/ as they complete (influence jobs: the\n"
+    "gradient features go to OUT.h5.store/ or train_data.store); rerunning the same\n"
     "command after an interruption resumes from there (docs/resume.md).\n"
     "  -o OUT.h5        results file (overrides output.path)\n"
     "  --set k=v        override a job field, e.g. --set methods.ig.n_steps=64\n"
