@@ -12,6 +12,7 @@
 #include "tda_solve.h"
 #include "tda_truth.h"
 
+#define INFL_MAX_LAYERS 64   /* layers of a resolved selection */
 #define INFL_MAX_SRC 64       /* model sources: model.path, models, checkpoints */
 #define INFL_MAX_FSETS 128
 #define INFL_MAX_STAGES (2 * JOB_MAX_INFLUENCE + 4)
@@ -37,7 +38,7 @@ typedef struct {
     tda_proj_kind proj;
     int k_req;
     uint64_t seed;
-    char layers[JOB_MAX_SEL_LAYERS * (JOB_NAME_MAX + 1) + 8];
+    char layers[2048];       /* the selection as text, for provenance */
     tda_feat *feat;
     int shared;      /* feat belongs to an earlier set */
     int dim;
@@ -55,6 +56,10 @@ typedef struct {
 /* One influence method: score = sum_t w_t A_t B_t^T (x q for TRAK), with A_t
  * the preconditioned test features of term t and B_t its train features. */
 typedef struct {
+    /* the parameter selection: the job's layers, or for kfac/ekfac without
+     * layers every linear and conv2d layer with trainable parameters */
+    int n_layers;
+    char layers[INFL_MAX_LAYERS][ENG_NAME_MAX];
     int n_terms;
     infl_term t[INFL_MAX_SRC];
     int normalize;           /* unit rows (test and train) */
@@ -105,7 +110,8 @@ typedef struct {
     int64_t tt;              /* test rows per score tile */
     int K;                   /* top-k */
     int cap;                 /* engine rows per call */
-    int64_t n_hess;          /* train rows of curvature estimates */
+    int64_t n_hess;          /* train rows of the curvature estimate of the method being
+                                preconditioned (its hessian_rows, or all) */
     char store[JOB_PATH_MAX + 16];
     int n_src;
     infl_src src[INFL_MAX_SRC];

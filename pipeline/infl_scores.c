@@ -19,8 +19,8 @@ static double *dalloc(size_t n, const char *what) {
     return at_calloc(n ? n : 1, sizeof(double), what);
 }
 
-static const char *const *layer_names(const job_influence *ji, const char **names) {
-    for (int i = 0; i < ji->n_layers; i++) names[i] = ji->layers[i];
+static const char *const *layer_names(const infl_method *im, const char **names) {
+    for (int i = 0; i < im->n_layers; i++) names[i] = im->layers[i];
     return names;
 }
 
@@ -239,12 +239,10 @@ static int precondition_influence(infl_ctx *x, int mi, at_err *err) {
     const job_influence *ji = &j->influence[mi];
     infl_method *im = &x->m[mi];
     const int fs = im->t[0].fs, p = x->fs[fs].dim;
-    const char *names[JOB_MAX_SEL_LAYERS];
-    layer_names(ji, names);
+    const char *names[INFL_MAX_LAYERS];
+    layer_names(im, names);
     eng_loss loss = {.kind = ENG_LOSS_XENT};
-    int64_t nh = x->n_hess;
-    if (ji->hessian_rows && ji->hessian_rows < nh) nh = ji->hessian_rows;
-    int64_t saved = x->n_hess;
+    int64_t nh = ji->hessian_rows && ji->hessian_rows < x->n_tr ? ji->hessian_rows : x->n_tr;
     x->n_hess = nh;
     curv_job cj = {.x = x, .ji = ji};
     cj.xs = at_malloc((size_t)(x->rb * x->D) * sizeof(float), "rows");
@@ -252,7 +250,7 @@ static int precondition_influence(infl_ctx *x, int mi, at_err *err) {
     int rc = 0;
     infl_use_src(x, 0);
     if (ji->inverse == JOB_INV_KFAC || ji->inverse == JOB_INV_EKFAC) {
-        if (tda_kfac_new(&cj.kf, &x->c->model, names, ji->n_layers,
+        if (tda_kfac_new(&cj.kf, &x->c->model, names, im->n_layers,
                          ji->inverse == JOB_INV_EKFAC, loss, x->cap, err))
             at_err_prefix(err, "%s: influence[%d] (%s): ", j->source_path, mi, ji->name);
         if ((rc = run_agree(x->c, err))) goto out;
@@ -279,10 +277,12 @@ static int precondition_influence(infl_ctx *x, int mi, at_err *err) {
         free(s1);
         if (rc || (rc = run_agree(x->c, err))) goto out;
         im->has_lambda = 1;
+        /* the mean of the eigenvalues is known when damping is relative to it */
+        im->mean_eig = ji->damping_relative && ji->damping > 0 ? im->lambda / ji->damping : NAN;
         rc = precondition_rows(x, im->A[0], p, x->tb, kfac_apply, cj.kf, err);
         goto out;
     }
-    if (tda_curv_new(&cj.cv, &x->c->model, names, ji->n_layers, (tda_curv_kind)ji->curvature,
+    if (tda_curv_new(&cj.cv, &x->c->model, names, im->n_layers, (tda_curv_kind)ji->curvature,
                      loss, x->cap, err))
         at_err_prefix(err, "%s: influence[%d] (%s): ", j->source_path, mi, ji->name);
     if ((rc = run_agree(x->c, err))) goto out;
@@ -342,7 +342,6 @@ static int precondition_influence(infl_ctx *x, int mi, at_err *err) {
     free(hx);
     free(hl);
 out:
-    x->n_hess = saved;
     tda_curv_free(cj.cv);
     tda_kfac_free(cj.kf);
     free(cj.xs);
@@ -740,13 +739,14 @@ int infl_write_results(infl_ctx *x, at_err *err) {
         fields_attrs(r, g, ji, err);
         h5_results_attr_i64(r, g, "feature_dim", x->fs[im->t[0].fs].dim, err);
         h5_results_attr_i64(r, g, "selected_parameters", (int64_t)x->fs[im->t[0].fs].p, err);
-        h5_results_attr_i64(r, g, "models", im->n_terms, err);
+        h5_results_attr_i64(r, g, "ensemble_size", im->n_terms, err);
         double w[INFL_MAX_SRC];
         for (int t = 0; t < im->n_terms; t++) w[t] = im->t[t].w;
         h5_results_attr_f64v(r, g, "term_weights", w, im->n_terms, err);
         if (im->has_lambda) {
             h5_results_attr_f64(r, g, "damping_used", im->lambda, err);
-            h5_results_attr_f64(r, g, "mean_eigenvalue", im->mean_eig, err);
+            if (isfinite(im->mean_eig))
+                h5_results_attr_f64(r, g, "mean_eigenvalue", im->mean_eig, err);
         }
         if (ji->kind == JOB_INFL_INFLUENCE &&
             (ji->inverse == JOB_INV_CG || ji->inverse == JOB_INV_LISSA)) {

@@ -118,17 +118,19 @@ static const char *loss_name(eng_loss_kind k) {
 
 /* The feature set of (source, loss, method's layers and projection); an
  * existing one is reused. */
-static int fset_of(infl_ctx *x, int src, eng_loss_kind loss, const job_influence *ji,
-                   int allow_proj) {
+static int fset_of(infl_ctx *x, int src, eng_loss_kind loss, int mi, int allow_proj) {
+    const job_influence *ji = &x->c->j.influence[mi];
+    const infl_method *im = &x->m[mi];
     tda_proj_kind pk = allow_proj ? (tda_proj_kind)ji->projection : TDA_PROJ_NONE;
     int k = pk == TDA_PROJ_NONE ? 0 : ji->proj_dim;
     uint64_t seed = pk == TDA_PROJ_NONE ? 0 : ji->proj_seed;
-    char layers[JOB_MAX_SEL_LAYERS * (JOB_NAME_MAX + 1) + 8] = "";
-    for (int i = 0; i < ji->n_layers; i++) {
+    char layers[sizeof x->fs[0].layers] = "";
+    for (int i = 0; i < im->n_layers; i++) {
+        if (strlen(layers) + strlen(im->layers[i]) + 2 >= sizeof layers) break;
         if (i) strcat(layers, ",");
-        strcat(layers, ji->layers[i]);
+        strcat(layers, im->layers[i]);
     }
-    if (!ji->n_layers) strcpy(layers, "(all trainable)");
+    if (!im->n_layers) strcpy(layers, "(all trainable)");
     for (int f = 0; f < x->n_fs; f++) {
         infl_fset *s = &x->fs[f];
         if (s->src == src && s->loss == loss && s->proj == pk && s->k_req == k &&
@@ -143,7 +145,7 @@ static int fset_of(infl_ctx *x, int src, eng_loss_kind loss, const job_influence
     s->proj = pk;
     s->k_req = k;
     s->seed = seed;
-    s->method = (int)(ji - x->c->j.influence);
+    s->method = mi;
     snprintf(s->layers, sizeof s->layers, "%s", layers);
     return x->n_fs++;
 }
@@ -164,9 +166,10 @@ static int fset_extractor(infl_ctx *x, int f, at_err *err) {
         }
     }
     const job_influence *ji = &x->c->j.influence[s->method];
-    const char *names[JOB_MAX_SEL_LAYERS];
-    for (int i = 0; i < ji->n_layers; i++) names[i] = ji->layers[i];
-    if (tda_feat_new(&s->feat, &x->c->model, names, ji->n_layers, s->loss, s->proj, s->k_req,
+    const infl_method *im = &x->m[s->method];
+    const char *names[INFL_MAX_LAYERS];
+    for (int i = 0; i < im->n_layers; i++) names[i] = im->layers[i];
+    if (tda_feat_new(&s->feat, &x->c->model, names, im->n_layers, s->loss, s->proj, s->k_req,
                      s->seed, x->cap, INFL_PROJ_BUDGET, err)) {
         at_err_prefix(err, "%s: influence[%d] (%s): ", x->c->j.source_path, s->method,
                       ji->name);
@@ -209,11 +212,15 @@ int64_t infl_n_blocks(const infl_ctx *x, int split) {
     return (N + B - 1) / B;
 }
 
+/* <dir>/<split name>_<first row in the split>_<rows>.h5: blocks of two
+ * selections of one split share a file only when they hold the same rows. */
 void infl_block_path(const infl_ctx *x, int f, int split, int64_t b, char *out, size_t cap) {
     int64_t r0, n;
     infl_block_rows(x, split, b, &r0, &n);
+    const int64_t base = split == INFL_TEST ? x->c->row_start : x->tr_start;
     snprintf(out, cap, "%s/%s_%lld_%lld.h5", x->fs[f].dir,
-             split == INFL_TEST ? "test" : "train", (long long)r0, (long long)n);
+             split == INFL_TEST ? x->c->j.data_split : x->c->j.tda.train_split,
+             (long long)(base + r0), (long long)n);
 }
 
 /* The provenance of one block: the set's and the rows' hashes. */
@@ -331,8 +338,9 @@ static double kfac_bytes(const infl_ctx *x, const job_influence *ji) {
     for (int l = 0; l < m->n_layers; l++) {
         const eng_layer *L = &m->layers[l];
         if (L->kind != ENG_LAYER_LINEAR && L->kind != ENG_LAYER_CONV2D) continue;
-        int sel = ji->n_layers == 0;
-        for (int i = 0; i < ji->n_layers; i++) sel |= !strcmp(ji->layers[i], L->name);
+        const infl_method *im = &x->m[ji - x->c->j.influence];
+        int sel = im->n_layers == 0;
+        for (int i = 0; i < im->n_layers; i++) sel |= !strcmp(im->layers[i], L->name);
         if (!sel) continue;
         double ic = L->kind == ENG_LAYER_LINEAR ? L->in_shape[L->in_ndim - 1]
                                                 : (double)L->g.C * L->g.KH * L->g.KW;
@@ -375,7 +383,11 @@ static int memory_plan(infl_ctx *x, int print, at_err *err) {
             else if (ji->inverse == JOB_INV_KFAC || ji->inverse == JOB_INV_EKFAC)
                 pre = kfac_bytes(x, ji) * (2.0 + P);
             else
-                pre = (double)x->n_hess * D * 4.0 + 8.0 * dim * 8.0;
+                pre = (double)(ji->hessian_rows && ji->hessian_rows < x->n_tr
+                                   ? ji->hessian_rows
+                                   : x->n_tr) *
+                          D * 4.0 +
+                      8.0 * dim * 8.0;
         } else if (ji->kind == JOB_INFL_TRAK) {
             pre = dim * dim * 8.0 * (2.0 + P);
         }
@@ -524,6 +536,35 @@ static int plan_methods(infl_ctx *x, at_err *err) {
         infl_method *im = &x->m[mi];
         memset(im, 0, sizeof *im);
         im->normalize = ji->kind == JOB_INFL_GRAD_COS || ji->normalize;
+        for (int i = 0; i < ji->n_layers; i++)
+            snprintf(im->layers[im->n_layers++], ENG_NAME_MAX, "%s", ji->layers[i]);
+        if (!ji->n_layers && ji->kind == JOB_INFL_INFLUENCE &&
+            (ji->inverse == JOB_INV_KFAC || ji->inverse == JOB_INV_EKFAC)) {
+            /* K-FAC covers linear and conv2d layers: all of them with
+             * trainable parameters, and the features over the same */
+            const eng_model *m = &x->c->model;
+            for (int l = 0; l < m->n_layers; l++) {
+                const eng_layer *L = &m->layers[l];
+                int trainable = 0;
+                for (int t = L->tensor0; t < L->tensor0 + L->n_tensors; t++)
+                    trainable |= m->tensors[t].trainable;
+                if ((L->kind == ENG_LAYER_LINEAR || L->kind == ENG_LAYER_CONV2D) && trainable) {
+                    if (im->n_layers == INFL_MAX_LAYERS)
+                        return at_err_set(err, AT_EUSER,
+                                          "%s: influence[%d] (%s): the model has more than %d "
+                                          "linear and conv2d layers; name the ones kfac covers "
+                                          "with `layers`",
+                                          j->source_path, mi, ji->name, INFL_MAX_LAYERS);
+                    snprintf(im->layers[im->n_layers++], ENG_NAME_MAX, "%s", L->name);
+                }
+            }
+            if (!im->n_layers)
+                return at_err_set(err, AT_EUSER,
+                                  "%s: influence[%d] (%s): inverse %s needs linear or conv2d "
+                                  "layers with parameters; model %s has none",
+                                  j->source_path, mi, ji->name, job_inverse_name(ji->inverse),
+                                  j->model_path);
+        }
         eng_loss_kind loss = ji->kind == JOB_INFL_TRAK ? ENG_LOSS_MARGIN : ENG_LOSS_XENT;
         int proj_ok = ji->kind != JOB_INFL_INFLUENCE;
         int srcs[INFL_MAX_SRC], ns = 0;
@@ -542,7 +583,7 @@ static int plan_methods(infl_ctx *x, at_err *err) {
             srcs[ns++] = 0;
         }
         for (int t = 0; t < ns; t++) {
-            im->t[t].fs = fset_of(x, srcs[t], loss, ji, proj_ok);
+            im->t[t].fs = fset_of(x, srcs[t], loss, mi, proj_ok);
             im->t[t].w = ji->kind == JOB_INFL_TRACIN ? x->src[srcs[t]].lr
                          : ji->kind == JOB_INFL_TRAK ? 1.0 / ns
                                                       : 1.0;
@@ -565,11 +606,6 @@ static int plan_methods(infl_ctx *x, at_err *err) {
                               j->source_path, mi, ji->name, x->fs[im->t[0].fs].dim,
                               x->fs[im->t[0].fs].dim, x->fs[im->t[0].fs].dim);
     }
-    x->n_hess = x->n_tr;
-    for (int mi = 0; mi < j->n_influence; mi++)
-        if (j->influence[mi].kind == JOB_INFL_INFLUENCE && j->influence[mi].hessian_rows &&
-            j->influence[mi].hessian_rows < x->n_hess)
-            x->n_hess = j->influence[mi].hessian_rows;
     return 0;
 }
 
@@ -604,6 +640,8 @@ static int hash_rows(infl_ctx *x, int split, uint8_t **out, at_err *err) {
 static int stop_requested(infl_ctx *x) {
     if (stop_signal_received()) return STOP_SIGNAL;
     if (access(x->c->stop_path, F_OK) == 0) return STOP_FILE;
+    if (x->c->j.max_wall_time > 0 && at_now() - x->c->t_start > x->c->j.max_wall_time)
+        return STOP_WALL_TIME;
     return STOP_NONE;
 }
 
@@ -810,8 +848,10 @@ int infl_main(run_ctx *c, int validate_only, int dry_run, at_err *err) {
         plan_methods(x, err);
         rc = agree(x, err);
     }
-    if (!rc) rc = memory_plan(x, 1, err) ? err->code : 0;
-    if (!rc) rc = agree(x, err);
+    if (!rc) {
+        memory_plan(x, 1, err);
+        rc = agree(x, err);
+    }
     if (!rc && (rc = hash_rows(x, INFL_TEST, &x->te_hash, err)) == 0)
         rc = hash_rows(x, INFL_TRAIN, &x->tr_hash, err);
     if (rc) goto out;
