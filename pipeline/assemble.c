@@ -80,7 +80,7 @@ void results_fields_attrs(h5_results *r, const char *grp, const char *fields, at
             const char *key = q, *val = colon + 2;
             char *end = NULL;
             double x = strtod(val, &end);
-            if (val[0] == '[' && (val[1] == ']' || strchr("+-.0123456789", val[1]))) {
+            if (val[0] == '[' && val[1] && strchr("+-.0123456789", val[1])) {
                 double v[8];
                 int n = 0;
                 for (const char *t = val + 1; *t && *t != ']' && n < 8;) {
