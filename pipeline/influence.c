@@ -124,13 +124,22 @@ static int fset_of(infl_ctx *x, int src, eng_loss_kind loss, int mi, int allow_p
     tda_proj_kind pk = allow_proj ? (tda_proj_kind)ji->projection : TDA_PROJ_NONE;
     int k = pk == TDA_PROJ_NONE ? 0 : ji->proj_dim;
     uint64_t seed = pk == TDA_PROJ_NONE ? 0 : ji->proj_seed;
+    /* the selection as the names of the layers with trainable tensors it
+     * covers, in model order: [] and the list of every such layer are the
+     * same set, whichever order the job names them in */
     char layers[sizeof x->fs[0].layers] = "";
-    for (int i = 0; i < im->n_layers; i++) {
-        if (strlen(layers) + strlen(im->layers[i]) + 2 >= sizeof layers) break;
-        if (i) strcat(layers, ",");
-        strcat(layers, im->layers[i]);
+    const eng_model *m = &x->c->model;
+    for (int l = 0; l < m->n_layers; l++) {
+        const eng_layer *L = &m->layers[l];
+        int trainable = 0, named = im->n_layers == 0;
+        for (int t = L->tensor0; t < L->tensor0 + L->n_tensors; t++)
+            trainable |= m->tensors[t].trainable;
+        for (int i = 0; i < im->n_layers; i++) named |= !strcmp(im->layers[i], L->name);
+        if (!trainable || !named) continue;
+        if (strlen(layers) + strlen(L->name) + 2 >= sizeof layers) break;
+        if (layers[0]) strcat(layers, ",");
+        strcat(layers, L->name);
     }
-    if (!im->n_layers) strcpy(layers, "(all trainable)");
     for (int f = 0; f < x->n_fs; f++) {
         infl_fset *s = &x->fs[f];
         if (s->src == src && s->loss == loss && s->proj == pk && s->k_req == k &&
