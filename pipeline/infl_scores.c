@@ -220,8 +220,10 @@ static void iter_apply(void *ctx, double *B, int64_t n, int64_t row0, at_err *er
             tda_lissa_info info;
             if (tda_lissa(mv_fn, it->mv, it->p, it->lambda, b, xs, ji->lissa_depth,
                           ji->lissa_scale, ji->lissa_repeats, &info, err)) {
-                at_err_prefix(err, "%s: influence (%s), test row %lld: ",
-                              it->mv->x->c->j.source_path, ji->name, (long long)(row0 + i));
+                at_err_prefix(err, "%s: influence[%d] (%s), test row %lld: ",
+                              it->mv->x->c->j.source_path,
+                              (int)(ji - it->mv->x->c->j.influence), ji->name,
+                              (long long)(it->mv->x->c->row_start + row0 + i));
                 break;
             }
             if (info.steps > it->im->solver_iters_max) it->im->solver_iters_max = info.steps;

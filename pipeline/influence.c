@@ -881,6 +881,9 @@ int infl_main(run_ctx *c, int validate_only, int dry_run, at_err *err) {
                    c->j.output_path, c->plan_hash);
         goto out;
     }
+    /* a stop file left by the run this one resumes (as resume.c does) */
+    if (c->rank == 0) unlink(c->stop_path);
+    MPI_Barrier(c->comm);
     if (c->rank == 0) print_plan(x);
     int stopped = 0;
     if ((rc = featurise(x, &stopped, err))) goto out;
