@@ -389,6 +389,21 @@ def data_masks(p):
         f["masks/float"] = grid.astype(np.float32)
 
 
+def model_other_arch(p):
+    """A valid model of another architecture: the demo MLP with its second
+    hidden layer 128 wide (784-256-128-10), for an ensemble's models:."""
+    rng = np.random.default_rng(5)
+
+    def edit(f):
+        arch_edit("{kind: linear, name: layers.3, out_features: 256",
+                  "{kind: linear, name: layers.3, out_features: 128")(f)
+        sd = f["state_dict"]
+        for name, shape in (("layers.3.weight", (128, 256)), ("layers.3.bias", (128,)),
+                            ("layers.5.weight", (10, 128))):
+            replace(sd, name, (0.05 * rng.standard_normal(shape)).astype(np.float32))
+    model_with(p, edit, rehash=True)
+
+
 def model_truncated(p):
     truncated(MODEL, 0.6)(p)
 
