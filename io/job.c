@@ -1092,22 +1092,31 @@ static const char *method_field_unused(const job_method *m, const char *key) {
     return NULL;
 }
 
+/* The keys of one entry of a list section (methods[], influence[]): v must
+ * be a mapping without duplicate or unknown keys; at[rule] receives each
+ * value. Returns 0 or the error code (message in c). */
+static int entry_keys(const yt_ctx *c, const yt_node *v, const char *base, const char *section,
+                      const yt_node **at) {
+    char got[YT_SHOW_MAX + 64];
+    if (v->type != YT_MAP)
+        return yt_fail_at(c, v, base, "a mapping with name and kind", show(v, got, sizeof got));
+    if (check_dups(c, v, base)) return c->err->code;
+    for (int i = 0; i < v->n; i++) {
+        int ri = find_rule(section, v->ent[i].key);
+        if (ri < 0) return fail_unknown(c, &v->ent[i], base, section);
+        at[ri] = v->ent[i].val;
+    }
+    return 0;
+}
+
 /* Method mapping v into m (zeroed by the caller); idx names it in messages.
  * Order: unknown keys, kind, defaults of the kind, fields (each must belong
  * to the kind), name, cross-field rules. */
 static int fill_method(const yt_ctx *c, int idx, const yt_node *v, job_method *m) {
-    char base[32], path[128], got[YT_SHOW_MAX + 64];
+    char base[32], path[128];
     snprintf(base, sizeof base, "methods[%d]", idx);
-    if (v->type != YT_MAP)
-        return yt_fail_at(c, v, base, "a mapping with name and kind",
-                       show(v, got, sizeof got));
-    if (check_dups(c, v, base)) return c->err->code;
     const yt_node *at[N_RULES] = {0};
-    for (int i = 0; i < v->n; i++) {
-        int ri = find_rule("methods[]", v->ent[i].key);
-        if (ri < 0) return fail_unknown(c, &v->ent[i], base, "methods[]");
-        at[ri] = v->ent[i].val;
-    }
+    if (entry_keys(c, v, base, "methods[]", at)) return c->err->code;
     int r_kind = rule_index("methods[].kind"), r_name = rule_index("methods[].name");
     snprintf(path, sizeof path, "%s.kind", base);
     if (!at[r_kind]) return yt_fail(c, v->line, v->set, path, "required field is missing");
@@ -1292,18 +1301,10 @@ static void zero_field(int ri, void *base) {
  * fields (each must belong to the kind), cross-field rules. */
 static int fill_influence(const yt_ctx *c, int idx, const yt_node *v, job_influence *f,
                           int *seed_given) {
-    char base[32], path[160], got[YT_SHOW_MAX + 64], why[128];
+    char base[32], path[160], why[128];
     snprintf(base, sizeof base, "influence[%d]", idx);
-    if (v->type != YT_MAP)
-        return yt_fail_at(c, v, base, "a mapping with name and kind",
-                          show(v, got, sizeof got));
-    if (check_dups(c, v, base)) return c->err->code;
     const yt_node *at[N_RULES] = {0};
-    for (int i = 0; i < v->n; i++) {
-        int ri = find_rule("influence[]", v->ent[i].key);
-        if (ri < 0) return fail_unknown(c, &v->ent[i], base, "influence[]");
-        at[ri] = v->ent[i].val;
-    }
+    if (entry_keys(c, v, base, "influence[]", at)) return c->err->code;
     int r_kind = rule_index("influence[].kind"), r_name = rule_index("influence[].name");
     snprintf(path, sizeof path, "%s.kind", base);
     if (!at[r_kind])

@@ -116,6 +116,14 @@ static const char *loss_name(eng_loss_kind k) {
     return k == ENG_LOSS_MARGIN ? "margin" : k == ENG_LOSS_MSE ? "mse" : "cross_entropy";
 }
 
+/* 1 when layer l of m has a trainable tensor. */
+static int layer_trainable(const eng_model *m, int l) {
+    const eng_layer *L = &m->layers[l];
+    for (int t = L->tensor0; t < L->tensor0 + L->n_tensors; t++)
+        if (m->tensors[t].trainable) return 1;
+    return 0;
+}
+
 /* The feature set of (source, loss, method's layers and projection); an
  * existing one is reused. */
 static int fset_of(infl_ctx *x, int src, eng_loss_kind loss, int mi, int allow_proj) {
@@ -131,11 +139,9 @@ static int fset_of(infl_ctx *x, int src, eng_loss_kind loss, int mi, int allow_p
     const eng_model *m = &x->c->model;
     for (int l = 0; l < m->n_layers; l++) {
         const eng_layer *L = &m->layers[l];
-        int trainable = 0, named = im->n_layers == 0;
-        for (int t = L->tensor0; t < L->tensor0 + L->n_tensors; t++)
-            trainable |= m->tensors[t].trainable;
+        int named = im->n_layers == 0;
         for (int i = 0; i < im->n_layers; i++) named |= !strcmp(im->layers[i], L->name);
-        if (!trainable || !named) continue;
+        if (!named || !layer_trainable(m, l)) continue;
         if (strlen(layers) + strlen(L->name) + 2 >= sizeof layers) break;
         if (layers[0]) strcat(layers, ",");
         strcat(layers, L->name);
@@ -459,16 +465,8 @@ static int open_inputs(infl_ctx *x, at_err *err) {
                    "output files",
                    j->source_path);
     if ((rc = agree(x, err))) return rc;
-    if (h5_reader_open(&c->rd, j->data_path, j->data_split, &c->info, err) == 0) {
-        int64_t n = c->info.n_rows, r0 = j->row_start, r1 = j->row_end < 0 ? n : j->row_end;
-        if (r0 >= n || r1 > n)
-            at_err_set(err, AT_EUSER,
-                       "%s: data.rows: rows %lld:%lld are outside split '%s', which has %lld rows",
-                       j->source_path, (long long)r0, (long long)r1, j->data_split, (long long)n);
-        c->row_start = r0;
-        c->n_rows = x->n_te = r1 - r0;
-    }
-    if ((rc = agree(x, err))) return rc;
+    if ((rc = run_open_inputs(c, err))) return rc;
+    x->n_te = c->n_rows;
     h5_dataset_info ti;
     if (h5_reader_open(&x->trd, j->data_path, j->tda.train_split, &ti, err) == 0) {
         int64_t n = ti.n_rows, r0 = j->tda.train_start,
@@ -489,15 +487,6 @@ static int open_inputs(infl_ctx *x, at_err *err) {
     } else {
         at_err_prefix(err, "train_data.split: ");
     }
-    if ((rc = agree(x, err))) return rc;
-    h5_model_load(j->model_path, &c->model, &c->minfo, err);
-    if ((rc = agree(x, err))) return rc;
-    if (c->model.in_features != c->info.n_features)
-        at_err_set(err, AT_EUSER,
-                   "model %s takes %d input features but dataset %s split '%s' has %lld "
-                   "features per row",
-                   j->model_path, c->model.in_features, j->data_path, j->data_split,
-                   (long long)c->info.n_features);
     if ((rc = agree(x, err))) return rc;
     x->D = c->info.n_features;
     x->C = c->model.out_features;
@@ -554,10 +543,8 @@ static int plan_methods(infl_ctx *x, at_err *err) {
             const eng_model *m = &x->c->model;
             for (int l = 0; l < m->n_layers; l++) {
                 const eng_layer *L = &m->layers[l];
-                int trainable = 0;
-                for (int t = L->tensor0; t < L->tensor0 + L->n_tensors; t++)
-                    trainable |= m->tensors[t].trainable;
-                if ((L->kind == ENG_LAYER_LINEAR || L->kind == ENG_LAYER_CONV2D) && trainable) {
+                if ((L->kind == ENG_LAYER_LINEAR || L->kind == ENG_LAYER_CONV2D) &&
+                    layer_trainable(m, l)) {
                     if (im->n_layers == INFL_MAX_LAYERS)
                         return at_err_set(err, AT_EUSER,
                                           "%s: influence[%d] (%s): the model has more than %d "

@@ -167,6 +167,11 @@ int run_label_error(run_ctx *c, int m, int64_t row, int32_t label, at_err *err);
 /* Targets of method m for the cached block's rows. */
 int block_targets(run_ctx *c, int m, const block_cache *b, int32_t *t, at_err *err);
 
+/* Open data.split (c->rd, c->info, c->row_start, c->n_rows) and load
+ * model.path (c->model, c->minfo), checking data.rows and that the model
+ * takes the rows' features. Collective; errors agreed. */
+int run_open_inputs(run_ctx *c, at_err *err);
+
 /* All ranks agree on the outcome of a stage: returns the largest code of
  * any rank; the lowest failing rank prints its message. Collective. */
 int run_agree(run_ctx *c, const at_err *err);

@@ -94,6 +94,32 @@ static int load_refs_and_groups(run_ctx *c, at_err *err) {
     return rc;
 }
 
+int run_open_inputs(run_ctx *c, at_err *err) {
+    const job *j = &c->j;
+    int rc;
+    if (h5_reader_open(&c->rd, j->data_path, j->data_split, &c->info, err) == 0) {
+        int64_t n = c->info.n_rows;
+        int64_t r0 = j->row_start, r1 = j->row_end < 0 ? n : j->row_end;
+        if (r0 >= n || r1 > n)
+            at_err_set(err, AT_EUSER,
+                       "%s: data.rows: rows %lld:%lld are outside split '%s', which has %lld rows",
+                       j->source_path, (long long)r0, (long long)r1, j->data_split,
+                       (long long)n);
+        c->row_start = r0;
+        c->n_rows = r1 - r0;
+    }
+    if ((rc = run_agree(c, err))) return rc;
+    h5_model_load(j->model_path, &c->model, &c->minfo, err);
+    if ((rc = run_agree(c, err))) return rc;
+    if (c->model.in_features != c->info.n_features)
+        at_err_set(err, AT_EUSER,
+                   "model %s takes %d input features but dataset %s split '%s' has %lld "
+                   "features per row",
+                   j->model_path, c->model.in_features, j->data_path, j->data_split,
+                   (long long)c->info.n_features);
+    return run_agree(c, err);
+}
+
 static int prepare(run_ctx *c, const cli_job_args *a, at_err *err) {
     char *text = NULL;
     if (c->rank == 0) job_read_file(a->job_path, &text, err);
@@ -119,29 +145,7 @@ static int prepare(run_ctx *c, const cli_job_args *a, at_err *err) {
     c->job_yaml = job_emit_yaml(j);
     if (j->n_influence) return 0; /* influence.c opens its own files */
 
-    /* data */
-    if (h5_reader_open(&c->rd, j->data_path, j->data_split, &c->info, err) == 0) {
-        int64_t n = c->info.n_rows;
-        int64_t r0 = j->row_start, r1 = j->row_end < 0 ? n : j->row_end;
-        if (r0 >= n || r1 > n)
-            at_err_set(err, AT_EUSER,
-                       "%s: data.rows: rows %lld:%lld are outside split '%s', which has %lld rows",
-                       j->source_path[0] ? j->source_path : a->job_path, (long long)r0,
-                       (long long)r1, j->data_split, (long long)n);
-        c->row_start = r0;
-        c->n_rows = r1 - r0;
-    }
-    if ((rc = run_agree(c, err))) return rc;
-
-    /* model */
-    h5_model_load(j->model_path, &c->model, &c->minfo, err);
-    if ((rc = run_agree(c, err))) return rc;
-    if (c->model.in_features != c->info.n_features)
-        at_err_set(err, AT_EUSER,
-                   "model %s takes %d input features but dataset %s split '%s' has %lld "
-                   "features per row",
-                   j->model_path, c->model.in_features, j->data_path, j->data_split,
-                   (long long)c->info.n_features);
+    if ((rc = run_open_inputs(c, err))) return rc;
     if (!err->code && c->model.token_input)
         at_err_set(err, AT_EUSER,
                    "model %s takes token ids (layer '%s' is an embedding); attribution "
