@@ -25,9 +25,23 @@
  * - S(name) gives the instantiation's function name: name, name_f64,
  *   name_c128.
  * - accumulators that must be wide use RACC (double for float, else R).
+ * - ENG_CLONES before a hot pointwise kernel compiles it also for AVX2 and
+ *   AVX-512 (x86-64-v3, -v4), picked at load time by the CPU (gcc's
+ *   target_clones; empty elsewhere). The build targets baseline x86-64
+ *   (SSE2), so without it such loops run 4 lanes wide. Kernels marked so
+ *   must not depend on the lane count for their results: no reductions
+ *   (ISO C mode has no FMA contraction, so elementwise results are the
+ *   same bytes in every clone).
  */
 #ifndef ATTRIB_ENG_REAL_H
 #define ATTRIB_ENG_REAL_H
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
+    !defined(__SANITIZE_ADDRESS__)
+#define ENG_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define ENG_CLONES
+#endif
 
 #ifndef ENG_T
 #error "define ENG_T (0 float, 1 double, 2 double complex) before eng_real.h"
