@@ -14,7 +14,7 @@
  *   <split>_<row0>_<n>.h5   one block of rows:
  *     root attrs: format = "attrib-features", format_version = 1,
  *                 provenance (the hash, 64 hex), row0, rows, dim
- *     /features (rows, dim) float32, chunked by up to 256 rows, deflate 1
+ *     /features (rows, dim) float32, chunked by up to 256 rows, not compressed (they do not compress)
  *     /prob     (rows) float64   p of the label (TRAK's 1 - p weights)
  *
  * A block file is written as NAME.tmp, closed, fsync'd and renamed

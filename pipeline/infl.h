@@ -39,8 +39,10 @@ typedef struct {
     int k_req;
     uint64_t seed;
     char layers[2048];       /* the selection as text, for provenance */
-    tda_feat *feat;
-    int shared;      /* feat belongs to an earlier set */
+    tda_feat *feat;  /* built on first use, by the owner only */
+    int shared;      /* the extractor belongs to an earlier set */
+    int owner;       /* the set whose extractor this one uses (itself if not shared) */
+    size_t bytes;    /* the extractor's memory (0 when shared) */
     int dim;
     size_t p;
     char prov[65];

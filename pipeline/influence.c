@@ -165,18 +165,21 @@ static int fset_of(infl_ctx *x, int src, eng_loss_kind loss, int mi, int allow_p
     return x->n_fs++;
 }
 
-/* The feature extractor of a set: shared by sets that differ only in the
- * source (the projection is the same matrix for every checkpoint). */
-static int fset_extractor(infl_ctx *x, int f, at_err *err) {
+/* Plan a set's feature extractor: its dimension and memory, without
+ * building it (a dense projection matrix takes seconds to generate, which a
+ * run whose blocks are all in the store never needs). Sets that differ only
+ * in the source share one extractor. */
+static int fset_plan(infl_ctx *x, int f, at_err *err) {
     infl_fset *s = &x->fs[f];
     for (int g = 0; g < f; g++) {
         infl_fset *o = &x->fs[g];
         if (o->loss == s->loss && o->proj == s->proj && o->k_req == s->k_req &&
             o->seed == s->seed && !strcmp(o->layers, s->layers)) {
-            s->feat = o->feat;
             s->shared = 1;
+            s->owner = o->shared ? o->owner : g;
             s->dim = o->dim;
             s->p = o->p;
+            s->bytes = 0;
             return 0;
         }
     }
@@ -184,15 +187,32 @@ static int fset_extractor(infl_ctx *x, int f, at_err *err) {
     const infl_method *im = &x->m[s->method];
     const char *names[INFL_MAX_LAYERS];
     for (int i = 0; i < im->n_layers; i++) names[i] = im->layers[i];
-    if (tda_feat_new(&s->feat, &x->c->model, names, im->n_layers, s->loss, s->proj, s->k_req,
-                     s->seed, x->cap, INFL_PROJ_BUDGET, err)) {
+    if (tda_feat_plan(&x->c->model, names, im->n_layers, s->loss, s->proj, s->k_req, x->cap,
+                      INFL_PROJ_BUDGET, &s->bytes, &s->dim, err)) {
         at_err_prefix(err, "%s: influence[%d] (%s): ", x->c->j.source_path, s->method,
                       ji->name);
         return err->code;
     }
-    s->dim = tda_feat_dim(s->feat);
-    s->p = tda_feat_nparams(s->feat);
+    s->owner = f;
+    eng_param_sel sel;
+    if (eng_param_sel_layers(&x->c->model, names, im->n_layers, &sel, err)) return err->code;
+    s->p = sel.n;
     return 0;
+}
+
+/* The extractor of set f, built on first use (by the set that owns it). */
+static tda_feat *fset_extractor(infl_ctx *x, int f, at_err *err) {
+    infl_fset *o = &x->fs[x->fs[f].owner];
+    if (!o->feat) {
+        const infl_method *im = &x->m[o->method];
+        const char *names[INFL_MAX_LAYERS];
+        for (int i = 0; i < im->n_layers; i++) names[i] = im->layers[i];
+        if (tda_feat_new(&o->feat, &x->c->model, names, im->n_layers, o->loss, o->proj,
+                         o->k_req, o->seed, x->cap, INFL_PROJ_BUDGET, err))
+            return NULL;
+        AT_CHECK(tda_feat_dim(o->feat) == o->dim);
+    }
+    return o->feat;
 }
 
 static void fset_provenance(infl_ctx *x, int f) {
@@ -375,10 +395,7 @@ static int memory_plan(infl_ctx *x, int print, at_err *err) {
     eng_plan_memory(&x->c->model, x->cap, ENG_F32, &em);
     double base = (double)x->c->model.n_params * 4.0 * (double)x->n_src;
     double feat = 0;
-    for (int f = 0; f < x->n_fs; f++) {
-        if (x->fs[f].shared) continue;
-        feat += (double)tda_feat_bytes(x->fs[f].feat);
-    }
+    for (int f = 0; f < x->n_fs; f++) feat += (double)x->fs[f].bytes;
     double blockmax = 0;
     for (int f = 0; f < x->n_fs; f++) {
         double b = (double)x->rb * (D * 4 + (double)x->fs[f].dim * 4 + 8);
@@ -587,7 +604,7 @@ static int plan_methods(infl_ctx *x, at_err *err) {
         im->n_terms = ns;
     }
     for (int f = 0; f < x->n_fs; f++) {
-        if (fset_extractor(x, f, err)) return err->code;
+        if (fset_plan(x, f, err)) return err->code;
         fset_provenance(x, f);
     }
     for (int mi = 0; mi < j->n_influence; mi++) {
@@ -678,8 +695,10 @@ static int featurise(infl_ctx *x, int *stopped, at_err *err) {
             continue;
         }
         if (infl_read_rows(x, split, r0, n, xs, lab, err)) break;
+        tda_feat *fe = fset_extractor(x, f, err);
+        if (!fe) break;
         infl_use_src(x, x->fs[f].src);
-        tda_feat_compute(x->fs[f].feat, &c->model, xs, lab, n, F, prob);
+        tda_feat_compute(fe, &c->model, xs, lab, n, F, prob);
         infl_use_src(x, 0);
         for (int64_t i = 0; i < n * dim; i++)
             if (!isfinite(F[i])) {
@@ -724,8 +743,7 @@ out:
 /* ------------------------------------------------------------ cleanup */
 
 static void ctx_free(infl_ctx *x) {
-    for (int f = 0; f < x->n_fs; f++)
-        if (!x->fs[f].shared) tda_feat_free(x->fs[f].feat);
+    for (int f = 0; f < x->n_fs; f++) tda_feat_free(x->fs[f].feat); /* owners only */
     if (x->own_params) x->c->model.params = x->own_params; /* run.c frees it */
     for (int s = 0; s < x->n_src; s++) free(x->src[s].params);
     for (int mi = 0; mi < JOB_MAX_INFLUENCE; mi++) {
