@@ -46,7 +46,7 @@ typedef struct {
     int dim;
     size_t p;
     char prov[65];
-    char prov_text[4096];
+    char prov_text[8192];
     char dir[JOB_PATH_MAX + 64];
 } infl_fset;
 

@@ -218,7 +218,7 @@ static tda_feat *fset_extractor(infl_ctx *x, int f, at_err *err) {
 static void fset_provenance(infl_ctx *x, int f) {
     infl_fset *s = &x->fs[f];
     const infl_src *src = &x->src[s->src];
-    char text[4096];
+    char text[8192]; /* paths (2 x 1 KiB), layers (2 KiB) and the rest: never truncated */
     snprintf(text, sizeof text,
              "format = attrib-features 1\nmodel = %s\ncheckpoint = %d\nmodel_sha256 = %s\n"
              "loss = %s\nlayers = %s\nprojection = %s\nproj_dim = %d\nproj_seed = %llu\n"
