@@ -69,6 +69,7 @@ typedef struct {
     /* what was used and found */
     int has_lambda;
     double lambda, mean_eig, min_eig, max_eig;
+    double term_lambda[INFL_MAX_SRC]; /* TRAK: the damping of each model */
     int solver_iters_max;
     double solver_residual_max;
     int64_t solver_unconverged;
@@ -130,6 +131,14 @@ typedef struct {
 } infl_ctx;
 
 /* influence.c */
+#define INFL_MPI_CHUNK ((size_t)1 << 28) /* elements per MPI call (counts are int) */
+double *infl_dalloc(size_t n, const char *what); /* zeroed, at least 1 element */
+/* In-place MPI_SUM over all ranks / broadcast from rank 0 of n doubles, in
+ * pieces of INFL_MPI_CHUNK. Collective. */
+void infl_sum_f64(MPI_Comm comm, double *buf, size_t n);
+void infl_bcast_f64(MPI_Comm comm, double *buf, size_t n);
+/* names[i] = im->layers[i] (the method's resolved selection); returns names. */
+const char *const *infl_layer_names(const infl_method *im, const char **names);
 typedef void (*infl_block_fn)(void *ctx, int64_t b, double *part, at_err *err);
 int infl_ofold(infl_ctx *x, int64_t n_blocks, size_t len, infl_block_fn fn, void *ctx,
                double *sum, at_err *err);

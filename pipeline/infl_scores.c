@@ -15,14 +15,6 @@
 #include "h5store.h"
 #include "infl.h"
 
-static double *dalloc(size_t n, const char *what) {
-    return at_calloc(n ? n : 1, sizeof(double), what);
-}
-
-static const char *const *layer_names(const infl_method *im, const char **names) {
-    for (int i = 0; i < im->n_layers; i++) names[i] = im->layers[i];
-    return names;
-}
 
 static void normalize_rows(float *F, int64_t n, int dim) {
     for (int64_t i = 0; i < n; i++) {
@@ -157,7 +149,7 @@ typedef void (*precond_fn)(void *ctx, double *B, int64_t n, int64_t row0, at_err
 static int precondition_rows(infl_ctx *x, float *A, int dim, int64_t chunk, precond_fn fn,
                              void *ctx, at_err *err) {
     const int64_t nb = (x->n_te + chunk - 1) / chunk;
-    double *B = dalloc((size_t)chunk * (size_t)dim, "test rows");
+    double *B = infl_dalloc((size_t)chunk * (size_t)dim, "test rows");
     float *mine = at_calloc((size_t)x->n_te * (size_t)dim + 1, sizeof(float), "preconditioned");
     for (int64_t b = x->c->rank; b < nb && !err->code; b += x->size) {
         int64_t r0 = b * chunk, n = x->n_te - r0 < chunk ? x->n_te - r0 : chunk;
@@ -169,8 +161,8 @@ static int precondition_rows(infl_ctx *x, float *A, int dim, int64_t chunk, prec
     int rc = run_agree(x->c, err);
     if (!rc) {
         size_t tot = (size_t)x->n_te * (size_t)dim;
-        for (size_t off = 0; off < tot; off += (size_t)1 << 28) {
-            size_t n = tot - off < ((size_t)1 << 28) ? tot - off : ((size_t)1 << 28);
+        for (size_t off = 0; off < tot; off += INFL_MPI_CHUNK) {
+            size_t n = tot - off < INFL_MPI_CHUNK ? tot - off : INFL_MPI_CHUNK;
             MPI_Allreduce(mine + off, A + off, (int)n, MPI_FLOAT, MPI_SUM, x->c->comm);
         }
     }
@@ -189,7 +181,7 @@ static void kfac_apply(void *ctx, double *B, int64_t n, int64_t row0, at_err *er
     (void)err;
     const tda_kfac *k = ctx;
     size_t p = tda_kfac_dim(k);
-    double *out = dalloc((size_t)n * p, "kfac out");
+    double *out = infl_dalloc((size_t)n * p, "kfac out");
     tda_kfac_apply(k, B, (int)n, out);
     memcpy(B, out, (size_t)n * p * sizeof(double));
     free(out);
@@ -206,7 +198,7 @@ typedef struct {
 static void iter_apply(void *ctx, double *B, int64_t n, int64_t row0, at_err *err) {
     iter_job *it = ctx;
     const job_influence *ji = it->ji;
-    double *b = dalloc((size_t)it->p, "rhs"), *xs = dalloc((size_t)it->p, "solution");
+    double *b = infl_dalloc((size_t)it->p, "rhs"), *xs = infl_dalloc((size_t)it->p, "solution");
     for (int64_t i = 0; i < n && !err->code; i++) {
         memcpy(b, B + i * it->p, (size_t)it->p * sizeof(double));
         if (ji->inverse == JOB_INV_CG) {
@@ -242,7 +234,7 @@ static int precondition_influence(infl_ctx *x, int mi, at_err *err) {
     infl_method *im = &x->m[mi];
     const int fs = im->t[0].fs, p = x->fs[fs].dim;
     const char *names[INFL_MAX_LAYERS];
-    layer_names(im, names);
+    infl_layer_names(im, names);
     eng_loss loss = {.kind = ENG_LOSS_XENT};
     int64_t nh = ji->hessian_rows && ji->hessian_rows < x->n_tr ? ji->hessian_rows : x->n_tr;
     x->n_hess = nh;
@@ -259,7 +251,7 @@ static int precondition_influence(infl_ctx *x, int mi, at_err *err) {
         if ((size_t)p != tda_kfac_dim(cj.kf))
             AT_CHECK(!"kfac and feature selections differ");
         size_t l0 = tda_kfac_stats_len(cj.kf, 0);
-        double *s0 = dalloc(l0, "kfac factors");
+        double *s0 = infl_dalloc(l0, "kfac factors");
         cj.stage = 0;
         rc = infl_ofold(x, hess_blocks(x), l0, kfac_block, &cj, s0, err);
         if (!rc && tda_kfac_factor(cj.kf, s0, nh, err))
@@ -269,7 +261,7 @@ static int precondition_influence(infl_ctx *x, int mi, at_err *err) {
         double *s1 = NULL;
         if (ji->inverse == JOB_INV_EKFAC) {
             size_t l1 = tda_kfac_stats_len(cj.kf, 1);
-            s1 = dalloc(l1, "ekfac eigenvalues");
+            s1 = infl_dalloc(l1, "ekfac eigenvalues");
             cj.stage = 1;
             rc = infl_ofold(x, hess_blocks(x), l1, kfac_block, &cj, s1, err);
         }
@@ -290,7 +282,7 @@ static int precondition_influence(infl_ctx *x, int mi, at_err *err) {
     if ((rc = run_agree(x->c, err))) goto out;
     AT_CHECK(tda_curv_dim(cj.cv) == (size_t)p);
     if (ji->inverse == JOB_INV_EXACT) {
-        double *M = dalloc((size_t)p * p, "curvature matrix");
+        double *M = infl_dalloc((size_t)p * p, "curvature matrix");
         rc = infl_ofold(x, hess_blocks(x), (size_t)p * p, curv_matrix_block, &cj, M, err);
         if (!rc) {
             for (size_t i = 0; i < (size_t)p * p; i++) M[i] /= (double)nh;
@@ -305,10 +297,9 @@ static int precondition_influence(infl_ctx *x, int mi, at_err *err) {
             } else {
                 at_err_prefix(err, "%s: influence[%d] (%s): ", j->source_path, mi, ji->name);
             }
-            if (!(rc = run_agree(x->c, err))) {
+            if (!(rc = run_agree(x->c, err)))
                 rc = precondition_rows(x, im->A[0], p, x->tb, dense_apply, &d, err);
-                tda_dense_free(&d);
-            }
+            tda_dense_free(&d); /* zeroed by a failed factor: always safe */
         }
         free(M);
         goto out;
@@ -359,8 +350,8 @@ static int precondition_trak(infl_ctx *x, int mi, at_err *err) {
         const int fs = im->t[t].fs, dim = x->fs[fs].dim;
         gram_job g = {.x = x, .fs = fs};
         g.F = at_malloc((size_t)x->rb * dim * sizeof(float), "train features");
-        g.Fd = dalloc((size_t)x->rb * dim, "train features");
-        double *G = dalloc((size_t)dim * dim, "Gram matrix");
+        g.Fd = infl_dalloc((size_t)x->rb * dim, "train features");
+        double *G = infl_dalloc((size_t)dim * dim, "Gram matrix");
         rc = infl_ofold(x, infl_n_blocks(x, INFL_TRAIN), (size_t)dim * dim, gram_block, &g, G,
                         err);
         free(g.F);
@@ -374,11 +365,11 @@ static int precondition_trak(infl_ctx *x, int mi, at_err *err) {
                 im->has_lambda = 1;
                 im->lambda = d.lambda;
                 im->mean_eig = d.mean_eig;
+                im->term_lambda[t] = d.lambda;
             }
-            if (!(rc = run_agree(x->c, err))) {
+            if (!(rc = run_agree(x->c, err)))
                 rc = precondition_rows(x, im->A[t], dim, x->tb, dense_apply, &d, err);
-                tda_dense_free(&d);
-            }
+            tda_dense_free(&d);
         }
         free(G);
     }
@@ -393,7 +384,7 @@ int infl_precondition(infl_ctx *x, at_err *err) {
         const job_influence *ji = &j->influence[mi];
         infl_method *im = &x->m[mi];
         for (int t = 0; t < im->n_terms && !rc; t++) {
-            rc = test_features(x, im->t[t].fs, &im->A[t], err);
+            test_features(x, im->t[t].fs, &im->A[t], err);
             rc = run_agree(x->c, err);
             if (!rc && im->normalize) normalize_rows(im->A[t], x->n_te, x->fs[im->t[t].fs].dim);
         }
@@ -454,14 +445,14 @@ static int write_scores(infl_ctx *x, int mi, h5_results *r, at_err *err) {
         if (x->fs[im->t[t].fs].dim > dmax) dmax = x->fs[im->t[t].fs].dim;
     float *S = at_malloc((size_t)(x->tt * x->rb) * sizeof(float), "score tile");
     float *B = at_malloc((size_t)x->rb * dmax * sizeof(float), "train features");
-    double *prob = dalloc((size_t)x->rb, "probabilities");
-    double *q = dalloc((size_t)x->rb, "TRAK weights");
+    double *prob = infl_dalloc((size_t)x->rb, "probabilities");
+    double *q = infl_dalloc((size_t)x->rb, "TRAK weights");
     /* per round message: tile id, then per row K pro + K opp (score, index),
      * then M LDS sums per row */
     const size_t per_row = (size_t)4 * K + (size_t)M;
     const size_t msg = 2 + (size_t)x->tt * per_row;
-    double *out = dalloc(msg, "tile summary");
-    double *all = c->rank == 0 ? dalloc(msg * (size_t)c->size, "tile summaries") : NULL;
+    double *out = infl_dalloc(msg, "tile summary");
+    double *all = c->rank == 0 ? infl_dalloc(msg * (size_t)c->size, "tile summaries") : NULL;
     cand *pro = NULL, *opp = NULL;
     int *npro = NULL, *nopp = NULL;
     if (c->rank == 0) {
@@ -470,8 +461,8 @@ static int write_scores(infl_ctx *x, int mi, h5_results *r, at_err *err) {
         npro = at_calloc((size_t)x->n_te + 1, sizeof(int), "counts");
         nopp = at_calloc((size_t)x->n_te + 1, sizeof(int), "counts");
     }
-    if (M) im->lds_pred = dalloc((size_t)M * x->n_te, "LDS predictions");
-    if (P) im->loo_pred = dalloc((size_t)x->n_te * P, "LOO predictions");
+    if (M) im->lds_pred = infl_dalloc((size_t)M * x->n_te, "LDS predictions");
+    if (P) im->loo_pred = infl_dalloc((size_t)x->n_te * P, "LOO predictions");
     char path[JOB_NAME_MAX + 64];
     snprintf(path, sizeof path, "/influence/%s/scores", ji->name);
     cand *lp = at_malloc((size_t)(K + 1) * sizeof(cand), "row top-k");
@@ -570,10 +561,9 @@ static int write_scores(infl_ctx *x, int mi, h5_results *r, at_err *err) {
     free(lp);
     free(lo);
     if (!rc && P) {
-        size_t n = (size_t)x->n_te * P;
-        MPI_Allreduce(MPI_IN_PLACE, im->loo_pred, (int)n, MPI_DOUBLE, MPI_SUM, c->comm);
+        infl_sum_f64(c->comm, im->loo_pred, (size_t)x->n_te * P);
     }
-    if (!rc && M) MPI_Bcast(im->lds_pred, (int)((size_t)M * x->n_te), MPI_DOUBLE, 0, c->comm);
+    if (!rc && M) infl_bcast_f64(c->comm, im->lds_pred, (size_t)M * x->n_te);
     /* top-k: rank 0 writes every row */
     if (!rc && K > 0) {
         int64_t *ix = NULL, *ox = NULL;
@@ -643,8 +633,8 @@ static void truth_stats(infl_ctx *x, int mi) {
         im->loo_spearman = ss / (double)x->n_te;
     }
     if (tr->M) {
-        im->lds_per_test = dalloc((size_t)x->n_te, "LDS per test");
-        double *a = dalloc((size_t)tr->M, "predicted"), *b = dalloc((size_t)tr->M, "actual");
+        im->lds_per_test = infl_dalloc((size_t)x->n_te, "LDS per test");
+        double *a = infl_dalloc((size_t)tr->M, "predicted"), *b = infl_dalloc((size_t)tr->M, "actual");
         double sum = 0;
         for (int64_t t = 0; t < x->n_te; t++) {
             for (int m = 0; m < tr->M; m++) {
@@ -682,8 +672,11 @@ int infl_write_results(infl_ctx *x, at_err *err) {
     if (c->rank == 0) h5_mkdir_parents(j->output_path, err);
     if ((rc = run_agree(c, err))) return rc;
     if (h5_results_create(&r, tmp_path, c->comm, err)) return err->code;
-    int64_t *ti = at_malloc((size_t)(x->n_te > x->n_tr ? x->n_te : x->n_tr) * sizeof(int64_t) + 8,
-                            "indices");
+    int64_t n_ti = x->n_te > x->n_tr ? x->n_te : x->n_tr;
+    const int64_t others[4] = {x->K, tr->P, tr->M, tr->R};
+    for (int k = 0; k < 4; k++)
+        if (others[k] > n_ti) n_ti = others[k];
+    int64_t *ti = at_malloc((size_t)n_ti * sizeof(int64_t) + 8, "indices");
     for (int64_t i = 0; i < x->n_te; i++) ti[i] = c->row_start + i;
     h5_results_scale(r, "test", H5IO_I64, x->n_te, ti,
                      "row index of the test example in data.split", err);
@@ -747,6 +740,9 @@ int infl_write_results(infl_ctx *x, at_err *err) {
         h5_results_attr_f64v(r, g, "term_weights", w, im->n_terms, err);
         if (im->has_lambda) {
             h5_results_attr_f64(r, g, "damping_used", im->lambda, err);
+            if (ji->kind == JOB_INFL_TRAK && im->n_terms > 1) /* damping_used: the last */
+                h5_results_attr_f64v(r, g, "damping_used_per_model", im->term_lambda,
+                                     im->n_terms, err);
             if (isfinite(im->mean_eig))
                 h5_results_attr_f64(r, g, "mean_eigenvalue", im->mean_eig, err);
         }

@@ -42,8 +42,27 @@
 
 /* ------------------------------------------------------------- helpers */
 
-static double *dalloc(size_t n, const char *what) {
+double *infl_dalloc(size_t n, const char *what) {
     return at_calloc(n ? n : 1, sizeof(double), what);
+}
+
+void infl_sum_f64(MPI_Comm comm, double *buf, size_t n) {
+    for (size_t off = 0; off < n; off += INFL_MPI_CHUNK) {
+        size_t k = n - off < INFL_MPI_CHUNK ? n - off : INFL_MPI_CHUNK;
+        MPI_Allreduce(MPI_IN_PLACE, buf + off, (int)k, MPI_DOUBLE, MPI_SUM, comm);
+    }
+}
+
+void infl_bcast_f64(MPI_Comm comm, double *buf, size_t n) {
+    for (size_t off = 0; off < n; off += INFL_MPI_CHUNK) {
+        size_t k = n - off < INFL_MPI_CHUNK ? n - off : INFL_MPI_CHUNK;
+        MPI_Bcast(buf + off, (int)k, MPI_DOUBLE, 0, comm);
+    }
+}
+
+const char *const *infl_layer_names(const infl_method *im, const char **names) {
+    for (int i = 0; i < im->n_layers; i++) names[i] = im->layers[i];
+    return names;
 }
 
 static int agree(infl_ctx *x, at_err *err) { return run_agree(x->c, err); }
@@ -82,8 +101,8 @@ void infl_use_src(infl_ctx *x, int s) { x->c->model.params = x->src[s].params; }
 int infl_ofold(infl_ctx *x, int64_t n_blocks, size_t len, infl_block_fn fn, void *ctx,
                double *sum, at_err *err) {
     run_ctx *c = x->c;
-    double *part = dalloc(len, "block sum");
-    double *all = c->rank == 0 ? dalloc(len * (size_t)c->size, "gathered block sums") : NULL;
+    double *part = infl_dalloc(len, "block sum");
+    double *all = c->rank == 0 ? infl_dalloc(len * (size_t)c->size, "gathered block sums") : NULL;
     memset(sum, 0, len * sizeof(double));
     int rc = 0;
     AT_CHECK(len <= (size_t)INT32_MAX);
@@ -186,7 +205,7 @@ static int fset_plan(infl_ctx *x, int f, at_err *err) {
     const job_influence *ji = &x->c->j.influence[s->method];
     const infl_method *im = &x->m[s->method];
     const char *names[INFL_MAX_LAYERS];
-    for (int i = 0; i < im->n_layers; i++) names[i] = im->layers[i];
+    infl_layer_names(im, names);
     if (tda_feat_plan(&x->c->model, names, im->n_layers, s->loss, s->proj, s->k_req, x->cap,
                       INFL_PROJ_BUDGET, &s->bytes, &s->dim, err)) {
         at_err_prefix(err, "%s: influence[%d] (%s): ", x->c->j.source_path, s->method,
@@ -206,7 +225,7 @@ static tda_feat *fset_extractor(infl_ctx *x, int f, at_err *err) {
     if (!o->feat) {
         const infl_method *im = &x->m[o->method];
         const char *names[INFL_MAX_LAYERS];
-        for (int i = 0; i < im->n_layers; i++) names[i] = im->layers[i];
+        infl_layer_names(im, names);
         if (tda_feat_new(&o->feat, &x->c->model, names, im->n_layers, o->loss, o->proj,
                          o->k_req, o->seed, x->cap, INFL_PROJ_BUDGET, err))
             return NULL;
@@ -365,32 +384,27 @@ static void mem_stage(infl_ctx *x, const char *stage, double bytes, const char *
     }
 }
 
-/* Bytes of K-FAC's factors, eigenbases and eigenvalues over the selected
- * (or all) linear and conv layers. */
+/* Bytes of K-FAC's factors, eigenbases, eigenvalues and workspace
+ * (tda_kfac_plan) over the method's selection; 0 if it would be refused
+ * (the preconditioning stage reports that error). */
 static double kfac_bytes(const infl_ctx *x, const job_influence *ji) {
-    const eng_model *m = &x->c->model;
-    double b = 0;
-    for (int l = 0; l < m->n_layers; l++) {
-        const eng_layer *L = &m->layers[l];
-        if (L->kind != ENG_LAYER_LINEAR && L->kind != ENG_LAYER_CONV2D) continue;
-        const infl_method *im = &x->m[ji - x->c->j.influence];
-        int sel = im->n_layers == 0;
-        for (int i = 0; i < im->n_layers; i++) sel |= !strcmp(im->layers[i], L->name);
-        if (!sel) continue;
-        double ic = L->kind == ENG_LAYER_LINEAR ? L->in_shape[L->in_ndim - 1]
-                                                : (double)L->g.C * L->g.KH * L->g.KW;
-        ic += L->bias ? 1 : 0;
-        double oc = L->out_features;
-        b += 8.0 * (2 * ic * ic + 2 * oc * oc + 2 * ic * oc);
-    }
-    return b;
+    const infl_method *im = &x->m[ji - x->c->j.influence];
+    const char *names[INFL_MAX_LAYERS];
+    infl_layer_names(im, names);
+    eng_loss loss = {.kind = ENG_LOSS_XENT};
+    size_t b = 0;
+    at_err e = {0};
+    if (tda_kfac_plan(&x->c->model, names, im->n_layers, ji->inverse == JOB_INV_EKFAC, loss,
+                      x->cap, &b, &e))
+        return 0;
+    return (double)b;
 }
 
 /* The memory each stage needs per rank (rank 0 prints); refuses a job
  * whose largest stage exceeds what a rank has. */
-static int memory_plan(infl_ctx *x, int print, at_err *err) {
+static int memory_plan(infl_ctx *x, at_err *err) {
     const job *j = &x->c->j;
-    const double D = (double)x->D, P = (double)x->size;
+    const double D = (double)x->D, R = (double)x->size; /* rank 0 gathers R partials */
     eng_memory em;
     eng_plan_memory(&x->c->model, x->cap, ENG_F32, &em);
     double base = (double)x->c->model.n_params * 4.0 * (double)x->n_src;
@@ -411,9 +425,9 @@ static int memory_plan(infl_ctx *x, int print, at_err *err) {
         snprintf(nm, sizeof nm, "precondition %s", ji->name);
         if (ji->kind == JOB_INFL_INFLUENCE) {
             if (ji->inverse == JOB_INV_EXACT)
-                pre = dim * dim * 8.0 * (2.0 + P) + (double)x->cap * dim * (double)x->C * 8.0;
+                pre = dim * dim * 8.0 * (2.0 + R) + (double)x->cap * dim * (double)x->C * 8.0;
             else if (ji->inverse == JOB_INV_KFAC || ji->inverse == JOB_INV_EKFAC)
-                pre = kfac_bytes(x, ji) * (2.0 + P);
+                pre = kfac_bytes(x, ji) * (2.0 + R);
             else
                 pre = (double)(ji->hessian_rows && ji->hessian_rows < x->n_tr
                                    ? ji->hessian_rows
@@ -421,16 +435,20 @@ static int memory_plan(infl_ctx *x, int print, at_err *err) {
                           D * 4.0 +
                       8.0 * dim * 8.0;
         } else if (ji->kind == JOB_INFL_TRAK) {
-            pre = dim * dim * 8.0 * (2.0 + P);
+            pre = dim * dim * 8.0 * (2.0 + R);
         }
         pre += (double)x->n_te * dim * 12.0 * (double)im->n_terms;
         mem_stage(x, nm, base + feat + pre,
                   ji->kind == JOB_INFL_INFLUENCE && ji->inverse == JOB_INV_EXACT
                       ? "layers (fewer parameters) or inverse: cg"
                       : "proj_dim, layers or data.rows (fewer test rows)");
+        /* test features, a tile, a train block, the round's summaries (top-k
+         * and LDS sums, gathered R-fold on rank 0) and the LDS predictions */
+        const double M = (double)j->tda.lds_subsets;
         double sc = (double)x->n_te * dim * 4.0 * (double)im->n_terms +
                     (double)x->tt * (double)x->rb * 4.0 + (double)x->rb * dim * 4.0 +
-                    (double)x->tt * (double)x->K * 32.0 * (1.0 + P);
+                    (double)x->tt * ((double)x->K * 32.0 + M * 8.0) * (1.0 + R) +
+                    M * (double)x->n_te * 8.0;
         snprintf(nm, sizeof nm, "scores %s", ji->name);
         mem_stage(x, nm, base + sc, "data.rows (fewer test rows) or train_data.block_rows");
     }
@@ -440,13 +458,16 @@ static int memory_plan(infl_ctx *x, int print, at_err *err) {
                                               (double)x->c->model.n_params * 8.0 * 2.0,
                   "train_data.rows (a smaller train set)");
     if (j->tda.lds_subsets)
-        mem_stage(x, "lds", base + (double)(x->n_tr + x->n_te) * D * 4.0 + (double)em.total,
-                  "train_data.rows");
+        mem_stage(x, "lds",
+                  base + (double)(x->n_tr + x->n_te) * D * 4.0 + (double)em.total +
+                      (double)j->tda.lds_subsets *
+                          ((double)x->n_tr + (double)(j->tda.lds_seeds + 1) * x->n_te * 8.0),
+                  "train_data.rows, ground_truth.lds.subsets or data.rows");
     double avail = mem_available(x);
     const infl_stage *worst = NULL;
     for (int s = 0; s < x->n_stages; s++)
         if (!worst || x->stages[s].bytes > worst->bytes) worst = &x->stages[s];
-    if (print && x->c->rank == 0) {
+    if (x->c->rank == 0) {
         char a[32], b[32];
         at_human_bytes(avail, a, sizeof a);
         printf("memory per rank (%s available to each of %d rank(s) on this node):\n", a,
@@ -517,10 +538,6 @@ static int open_inputs(infl_ctx *x, at_err *err) {
         snprintf(x->store, sizeof x->store, "%s", j->tda.store);
     else
         snprintf(x->store, sizeof x->store, "%s.store", j->output_path);
-    if (j->stop_file[0])
-        snprintf(c->stop_path, sizeof c->stop_path, "%s", j->stop_file);
-    else
-        snprintf(c->stop_path, sizeof c->stop_path, "%s.stop", j->output_path);
     return 0;
 }
 
@@ -663,7 +680,10 @@ static int stop_requested(infl_ctx *x) {
 static int featurise(infl_ctx *x, int *stopped, at_err *err) {
     run_ctx *c = x->c;
     const int64_t nbt = infl_n_blocks(x, INFL_TEST), nbr = infl_n_blocks(x, INFL_TRAIN);
+    /* units block-major: the feature sets of one block follow each other,
+     * so a rank reading the block's rows for one set keeps them for the next */
     const int64_t per = nbt + nbr, n_units = per * x->n_fs;
+    int64_t rows_of = -1; /* the block whose rows xs holds */
     int64_t Bmax = x->tb > x->rb ? x->tb : x->rb;
     int dmax = 1;
     for (int f = 0; f < x->n_fs; f++)
@@ -671,7 +691,7 @@ static int featurise(infl_ctx *x, int *stopped, at_err *err) {
     float *xs = at_malloc((size_t)(Bmax * x->D) * sizeof(float), "rows");
     int32_t *lab = at_malloc((size_t)Bmax * sizeof(int32_t), "labels");
     float *F = at_malloc((size_t)Bmax * (size_t)dmax * sizeof(float), "features");
-    double *prob = dalloc((size_t)Bmax, "probabilities");
+    double *prob = infl_dalloc((size_t)Bmax, "probabilities");
     int64_t done[2] = {0, 0}; /* computed, reused */
     int stop = 0;
     double t0 = at_now(), last = t0;
@@ -681,8 +701,8 @@ static int featurise(infl_ctx *x, int *stopped, at_err *err) {
     if (agree(x, err)) goto out;
     for (int64_t u = c->rank; u < n_units && !err->code; u += x->size) {
         if ((stop = stop_requested(x))) break;
-        int f = (int)(u / per);
-        int64_t k = u % per;
+        int f = (int)(u % x->n_fs);
+        int64_t k = u / x->n_fs;
         int split = k < nbt ? INFL_TEST : INFL_TRAIN;
         int64_t b = split == INFL_TEST ? k : k - nbt, r0, n;
         infl_block_rows(x, split, b, &r0, &n);
@@ -694,7 +714,10 @@ static int featurise(infl_ctx *x, int *stopped, at_err *err) {
             done[1]++;
             continue;
         }
-        if (infl_read_rows(x, split, r0, n, xs, lab, err)) break;
+        if (k != rows_of) {
+            if (infl_read_rows(x, split, r0, n, xs, lab, err)) break;
+            rows_of = k;
+        }
         tda_feat *fe = fset_extractor(x, f, err);
         if (!fe) break;
         infl_use_src(x, x->fs[f].src);
@@ -837,9 +860,10 @@ static void print_plan(infl_ctx *x) {
            j->tda.train_split, x->n_src, x->n_fs, x->store);
     for (int f = 0; f < x->n_fs; f++) {
         const infl_fset *s = &x->fs[f];
-        printf("  features %d: %s%s%s, %s loss, layers %s, %zu parameters -> %s %d\n", f,
-               x->src[s->src].path, x->src[s->src].ckpt >= 0 ? " checkpoint " : "",
-               x->src[s->src].ckpt >= 0 ? "" : "", loss_name(s->loss), s->layers, s->p,
+        char ck[32] = "";
+        if (x->src[s->src].ckpt >= 0) snprintf(ck, sizeof ck, " checkpoint %d", x->src[s->src].ckpt);
+        printf("  features %d: %s%s, %s loss, layers %s, %zu parameters -> %s %d\n", f,
+               x->src[s->src].path, ck, loss_name(s->loss), s->layers, s->p,
                job_projection_name((job_projection)s->proj), s->dim);
     }
     for (int mi = 0; mi < j->n_influence; mi++)
@@ -863,7 +887,7 @@ int infl_main(run_ctx *c, int validate_only, int dry_run, at_err *err) {
         rc = agree(x, err);
     }
     if (!rc) {
-        memory_plan(x, 1, err);
+        memory_plan(x, err);
         rc = agree(x, err);
     }
     if (!rc && (rc = hash_rows(x, INFL_TEST, &x->te_hash, err)) == 0)

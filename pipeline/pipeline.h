@@ -169,7 +169,8 @@ int block_targets(run_ctx *c, int m, const block_cache *b, int32_t *t, at_err *e
 
 /* Open data.split (c->rd, c->info, c->row_start, c->n_rows) and load
  * model.path (c->model, c->minfo), checking data.rows and that the model
- * takes the rows' features. Collective; errors agreed. */
+ * takes the rows' features; set c->stop_path (run.stop_file, or
+ * OUTPUT.stop). Collective; errors agreed. */
 int run_open_inputs(run_ctx *c, at_err *err);
 
 /* All ranks agree on the outcome of a stage: returns the largest code of
@@ -230,7 +231,7 @@ void results_fields_attrs(h5_results *r, const char *grp, const char *fields, at
 /* `attrib run|validate` of a job with an influence: section, after the job
  * is parsed (c->j) and the MPI context set: everything from opening the
  * files to the results file. validate: check and print the plan only;
- * dry_run likewise with the memory plan and what the store holds.
+ * dry_run likewise (both print the memory plan).
  * Returns the exit code (agreed by all ranks). */
 int infl_main(run_ctx *c, int validate_only, int dry_run, at_err *err);
 

@@ -97,6 +97,10 @@ static int load_refs_and_groups(run_ctx *c, at_err *err) {
 int run_open_inputs(run_ctx *c, at_err *err) {
     const job *j = &c->j;
     int rc;
+    if (j->stop_file[0])
+        snprintf(c->stop_path, sizeof c->stop_path, "%s", j->stop_file);
+    else
+        snprintf(c->stop_path, sizeof c->stop_path, "%s.stop", j->output_path);
     if (h5_reader_open(&c->rd, j->data_path, j->data_split, &c->info, err) == 0) {
         int64_t n = c->info.n_rows;
         int64_t r0 = j->row_start, r1 = j->row_end < 0 ? n : j->row_end;
@@ -199,10 +203,6 @@ static int prepare(run_ctx *c, const cli_job_args *a, at_err *err) {
     plan_build(&c->p, j, &pin, c->row_start, c->n_rows, err);
     if ((rc = run_agree(c, err))) return rc;
     snprintf(c->shard_dir, sizeof c->shard_dir, "%s.shards", j->output_path);
-    if (j->stop_file[0])
-        snprintf(c->stop_path, sizeof c->stop_path, "%s", j->stop_file);
-    else
-        snprintf(c->stop_path, sizeof c->stop_path, "%s.stop", j->output_path);
     return 0;
 }
 

@@ -94,6 +94,7 @@ static int run_loo(infl_ctx *x, const float *trx, const int32_t *trl, const floa
         at_err_prefix(err, "%s: ground_truth.loo: ", j->source_path);
     if ((rc = run_agree(c, err))) {
         free(theta);
+        tda_newton_factor_free(fac);
         return rc;
     }
     /* the refit minimises the mean loss over the n - 1 kept rows plus the
@@ -124,8 +125,7 @@ static int run_loo(infl_ctx *x, const float *trx, const int32_t *trl, const floa
     free(theta);
     tda_newton_factor_free(fac);
     if ((rc = run_agree(c, err))) return rc;
-    MPI_Allreduce(MPI_IN_PLACE, t->loo_actual, (int)((size_t)x->n_te * P), MPI_DOUBLE, MPI_SUM,
-                  c->comm);
+    infl_sum_f64(c->comm, t->loo_actual, (size_t)x->n_te * P);
     if (c->rank == 0)
         AT_INFO("leave-one-out: %d refits in %.2f s (full fit: %d Newton steps, |grad| %.2g)", P,
                 at_now() - t0, t->loo_iters, t->loo_grad_norm);
@@ -236,8 +236,7 @@ static int run_lds(infl_ctx *x, const float *trx, const int32_t *trl, const floa
     free(logits);
     eng_workspace_free(&ws);
     if ((rc = run_agree(c, err))) return rc;
-    MPI_Allreduce(MPI_IN_PLACE, t->lds_margins, (int)((size_t)M * R * x->n_te), MPI_DOUBLE,
-                  MPI_SUM, c->comm);
+    infl_sum_f64(c->comm, t->lds_margins, (size_t)M * R * x->n_te);
     for (int s = 0; s < M; s++)
         for (int r = 0; r < R; r++)
             for (int64_t i = 0; i < x->n_te; i++)

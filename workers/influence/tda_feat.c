@@ -641,7 +641,7 @@ static void kron_batch(tda_feat *f, const eng_model *m, const float *x, int B, f
                     l->p_out, ko, 0.0f, f->U, ko);
         if (l->bias) {
             const float *pb = l->p_in + (size_t)l->IC * ki; /* (k_in) */
-            for (int r = 0; r < NR; r++) memcpy(f->V + (size_t)r * ki, pb, (size_t)ki * 4);
+            for (int r = 0; r < NR; r++) memcpy(f->V + (size_t)r * ki, pb, (size_t)ki * sizeof(float));
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, NR, ki, l->IC, 1.0f, in, l->IC,
                     l->p_in, ki, l->bias ? 1.0f : 0.0f, f->V, ki);

@@ -46,10 +46,12 @@
  *
  * LDS (Park et al. 2023). Subset s of the train rows is tda_lds_subset(seed,
  * s); a model is trained on it per retraining seed with tda_train_subset;
- * the pipeline averages the test margins (tda_eval_f64) over seeds, forms
- * the predictions mask . scores (tda_lds_predict, one dgemm per tile) and
- * correlates per test row over subsets (tda_lds); tda_bootstrap_ci gives
- * the confidence interval of the mean.
+ * the pipeline averages the test margins over seeds, forms the predictions
+ * mask . scores and correlates per test row over subsets (tda_spearman);
+ * tda_bootstrap_ci gives the confidence interval of the mean.
+ * tda_lds_predict and tda_lds are the same computation in one call each,
+ * for a caller holding whole score rows (the pipeline folds tiles instead,
+ * and counts an undefined correlation as 0 where tda_lds skips it).
  *
  * Determinism: every random draw is at_rng_*(seed, stream, a, b); results
  * for one LOO point, one subset or one test row never depend on how the
