@@ -543,6 +543,26 @@ static void text_plain(FILE *o, const sm_summary *s) {
     char *list = sm_method_list(s);
     fprintf(o, "%s\n", list);
     free(list);
+    int has_truth = 0;
+    for (int m = 0; m < s->n_methods; m++) has_truth |= s->methods[m].loo.n || s->methods[m].lds.n;
+    if (s->content == SM_INFLUENCE && has_truth) {
+        fprintf(o, "  %-16s %-10s %-8s %9s %9s %9s  %s\n", "method", "kind", "inverse",
+                "mean|s|", "LOO r", "LOO rho", "LDS [95% interval]");
+        for (int m = 0; m < s->n_methods; m++) {
+            const sm_method *me = &s->methods[m];
+            char b1[32], b2[32], b3[32], b4[32], b5[32], b6[32], ci[112];
+            fmt_g(me->mean_abs, b1, sizeof b1);
+            fmt_g(sm_attr_num(&me->loo, "pearson", NAN), b2, sizeof b2);
+            fmt_g(sm_attr_num(&me->loo, "spearman", NAN), b3, sizeof b3);
+            fmt_g(sm_attr_num(&me->lds, "lds", NAN), b4, sizeof b4);
+            fmt_g(sm_attr_num(&me->lds, "ci_low", NAN), b5, sizeof b5);
+            fmt_g(sm_attr_num(&me->lds, "ci_high", NAN), b6, sizeof b6);
+            if (me->lds.n) snprintf(ci, sizeof ci, "%s [%s, %s]", b4, b5, b6);
+            else snprintf(ci, sizeof ci, "-");
+            fprintf(o, "  %-16.16s %-10.10s %-8.8s %9s %9s %9s  %s\n", me->name, me->kind,
+                    sm_attr_text(&me->attrs, "inverse", "-"), b1, b2, b3, ci);
+        }
+    }
     for (int m = 0; m < s->n_methods; m++) text_method(o, s, &s->methods[m]);
 
     int name_w = 4;
@@ -599,26 +619,60 @@ static void text_sweep(FILE *o, const sm_summary *s) {
     fprintf(o, "\npoints (swept: ");
     for (int k = 0; k < s->n_keys; k++) fprintf(o, "%s%s", k ? ", " : "", s->keys[k]);
     fprintf(o, ")\n");
+    /* one column per swept key, headed by the key's last component */
+    int kw[64], nk = s->n_keys < 64 ? s->n_keys : 64, used = 2 + pw;
+    const char *kh[64];
+    for (int k = 0; k < nk; k++) {
+        const char *dot = strrchr(s->keys[k], '.');
+        kh[k] = dot ? dot + 1 : s->keys[k];
+        kw[k] = (int)strlen(kh[k]);
+        for (int p = 0; p < s->n_points; p++) {
+            int l = (int)strlen(or_dash(s->values[p * s->n_keys + k]));
+            kw[k] = l > kw[k] ? l : kw[k];
+        }
+        if (kw[k] > 24) kw[k] = 24;
+        used += 2 + kw[k];
+    }
+    int room = LINE_MAX_COLS - used - 2, wrap_summary = room < 30;
+    fprintf(o, "  %-*s", pw, "point");
+    for (int k = 0; k < nk; k++) fprintf(o, "  %-*.*s", kw[k], kw[k], kh[k]);
+    fprintf(o, "%s\n", wrap_summary ? "" : "  summary");
     for (int p = 0; p < s->n_points; p++) {
         const sm_summary *pp = &s->points[p];
-        char line[512];
+        /* items while they fit: methods and N, the time, each method's mean
+         * |s|; the fit counts every number as 10 characters (%.4g at most),
+         * so which items show depends on the names only */
+        int cap = wrap_summary ? LINE_MAX_COLS - 6 : room, budget;
+        char line[512], item[128];
         int n = snprintf(line, sizeof line, "%d method%s, N = %lld", pp->n_methods,
                          pp->n_methods == 1 ? "" : "s", (long long)pp->n_rows);
-        for (int m = 0; m < pp->n_methods && n < (int)sizeof line - 64; m++) {
+        budget = n;
+        double tot = sm_attr_num(&pp->timing, "time_total_s", NAN);
+        if (!isnan(tot) && budget + 14 <= cap) {
+            char v[32];
+            fmt_g(tot, v, sizeof v);
+            n += snprintf(line + n, sizeof line - (size_t)n, ", %s s", v);
+            budget += 14;
+        }
+        for (int m = 0; m < pp->n_methods; m++) {
             char v[32];
             fmt_g(pp->methods[m].mean_abs, v, sizeof v);
-            n += snprintf(line + n, sizeof line - (size_t)n, "%s %s |s| %s",
-                          m ? "," : ";", pp->methods[m].name, v);
+            snprintf(item, sizeof item, "%s %s |s| ", m ? "," : ";", pp->methods[m].name);
+            int need = (int)strlen(item) + 10 + (m + 1 < pp->n_methods ? 5 : 0);
+            if (budget + need > cap) {
+                n += snprintf(line + n, sizeof line - (size_t)n, "%s", m ? ", ..." : "");
+                break;
+            }
+            n += snprintf(line + n, sizeof line - (size_t)n, "%s%s", item, v);
+            budget += (int)strlen(item) + 10;
         }
-        if (pp->timing.n) {
-            char v[32];
-            fmt_g(pp->timing.a[pp->timing.n - 1].num, v, sizeof v);
-            double tot = sm_attr_num(&pp->timing, "time_total_s", NAN);
-            if (!isnan(tot)) fmt_g(tot, v, sizeof v);
-            snprintf(line + n, sizeof line - (size_t)n, "; %s s", v);
-        }
-        int room = LINE_MAX_COLS - 4 - pw;
-        fprintf(o, "  %-*s  %.*s\n", pw, s->point_names[p], room > 10 ? room : 10, line);
+        fprintf(o, "  %-*s", pw, s->point_names[p]);
+        for (int k = 0; k < nk; k++)
+            fprintf(o, "  %-*.*s", kw[k], kw[k], or_dash(s->values[p * s->n_keys + k]));
+        if (wrap_summary)
+            fprintf(o, "\n      %s\n", line);
+        else
+            fprintf(o, "  %s\n", line);
     }
     if (s->n_sweep_methods) {
         fprintf(o, "\nhow the settings changed the answer, against point %s:\n", s->point_names[0]);

@@ -694,6 +694,9 @@ static int read_plain(sm_summary *s, hid_t base, at_err *err) {
     job_settings(s->job_yaml, &all);
     for (size_t k = 0; k < sizeof JOB_KEYS / sizeof JOB_KEYS[0]; k++) {
         const char *v = sm_attr_text(&all, JOB_KEYS[k], NULL);
+        /* metrics that are off say nothing */
+        if (v && !strncmp(JOB_KEYS[k], "metrics.", 8) && (!strcmp(v, "false") || !strcmp(v, "0")))
+            continue;
         if (v) attrs_push_text(&s->job, JOB_KEYS[k], v);
     }
     const char *tp = sm_attr_text(&all, "train_data.path", NULL);

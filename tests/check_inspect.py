@@ -449,9 +449,22 @@ def check_doc(doc, subs):
             fail(f"{doc}: `{lines[0]}`: output has more lines than the doc (use '...'):\n"
                  + "\n".join(got[gi:]))
     # the JSON keys the doc lists are the JSON's keys
-    keys = re.findall(r"^- `(\w+)`", text, flags=re.M)
-    print(f"ok doc {doc}: {len(blocks)} console blocks")
-    return keys
+    sec = text.split("### `--json`", 1)[1].split("\n## ", 1)[0]
+    doc_top = set(re.findall(r"^- `(\w+)`", sec, flags=re.M))
+    doc_meth = set(re.findall(r"`(\w+)`", re.search(r"^Method keys: (.*)$", sec, re.M).group(1)))
+    sub = dict(subs)
+    top, meth = set(), set()
+    for lit in ("results/agree.h5", "results/influence.h5", "results/sweep.h5"):
+        j = json.loads(run("inspect", sub[lit], "--json").stdout)
+        top |= set(j)
+        for m in j.get("methods", []):
+            meth |= set(m)
+    if doc_top != top:
+        fail(f"{doc}: JSON keys listed {sorted(doc_top)} != the output's {sorted(top)}")
+    if doc_meth != meth:
+        fail(f"{doc}: method keys listed {sorted(doc_meth)} != the output's {sorted(meth)}")
+    print(f"ok doc {doc}: {len(blocks)} console blocks, {len(top)} JSON keys, "
+          f"{len(meth)} method keys")
 
 
 if MODE == "feature":
