@@ -338,10 +338,15 @@ def check_topk(infl, feat, work):
                     if len(df) != K:
                         fail(f"default --k gave {len(df)} rows, expected the file's top_k {K}")
                     want = expect_rank(S[i].astype(np.float64), K, opp)
-                    if not np.array_equal(df["train_row"].to_numpy(), train[want]):
-                        # ties aside: the scores must match position by position
-                        if not np.allclose(df["score"].to_numpy(), S[i][want], rtol=1e-6):
-                            fail(f"{m} sample {i} opp={opp}: rows {df['train_row'].tolist()} "
+                    got_rows = df["train_row"].to_numpy()
+                    pos = {int(r): p for p, r in enumerate(train)}
+                    if any(int(r) not in pos for r in got_rows):
+                        fail(f"{m} sample {i}: rows {got_rows.tolist()} are not train rows")
+                    got_s = S[i][[pos[int(r)] for r in got_rows]]
+                    if not np.array_equal(got_rows, train[want]):
+                        # ties aside: each row's own score must be the rank's score
+                        if not np.allclose(got_s, S[i][want], rtol=1e-6, atol=0):
+                            fail(f"{m} sample {i} opp={opp}: rows {got_rows.tolist()} "
                                  f"!= numpy {train[want].tolist()}")
                     if not np.allclose(df["score"].to_numpy(), S[i][want], rtol=1e-6, atol=0):
                         fail(f"{m} sample {i}: scores differ from the scores row")
@@ -389,21 +394,31 @@ def check_topk(infl, feat, work):
     t = run("topk", cp, "--method", methods[0], "--sample", "2").stdout
     if "ranked from the scores row" not in t or len(t.splitlines()) != 3 + 10:
         fail(f"table without top-k datasets:\n{t}")
-    # feature attribution: the most relevant features
+    # feature attribution: the most relevant features; every method, both
+    # ends (saliency's zeros make ties: they go to the lower feature index)
+    ties = 0
     with h5py.File(feat, "r") as f:
-        m = sorted(f["attributions"].keys())[0]
-        S = f[f"attributions/{m}/scores"][()]
-    W = S.shape[2]
-    for opp in (False, True):
-        args = ["topk", feat, "--method", m, "--sample", "5", "--k", "20", "--csv"]
-        if opp:
-            args.append("--opponents")
-        df = pd.read_csv(io.StringIO(run(*args).stdout))
-        want = expect_rank(S[5].reshape(-1).astype(np.float64), 20, opp)
-        if not np.array_equal(df["feature"].to_numpy(), want):
-            fail(f"feature topk opp={opp}: {df['feature'].tolist()} != {want.tolist()}")
-        if not (np.array_equal(df["y"], want // W) and np.array_equal(df["x"], want % W)):
-            fail("feature (y, x) wrong")
+        for m in sorted(f["attributions"].keys()):
+            S = f[f"attributions/{m}/scores"][()]
+            W = S.shape[2]
+            for opp in (False, True):
+                args = ["topk", feat, "--method", m, "--sample", "5", "--k", str(S[0].size), "--csv"]
+                if opp:
+                    args.append("--opponents")
+                df = pd.read_csv(io.StringIO(run(*args).stdout))
+                row = S[5].reshape(-1).astype(np.float64)
+                want = expect_rank(row, row.size, opp)
+                ties += len(want) - len(np.unique(row[want]))
+                if not np.array_equal(df["feature"].to_numpy(), want):
+                    k = int(np.argmax(df["feature"].to_numpy() != want))
+                    fail(f"feature topk {m} opp={opp}: rank {k} is feature {df['feature'][k]}, "
+                         f"numpy's is {want[k]} (scores {row[df['feature'][k]]}, {row[want[k]]})")
+                if not (np.array_equal(df["y"], want // W) and np.array_equal(df["x"], want % W)):
+                    fail("feature (y, x) wrong")
+                if not np.allclose(df["score"].to_numpy(), row[want], rtol=1e-7, atol=0):
+                    fail(f"feature topk {m}: scores differ")
+    if ties == 0:
+        fail("no tied scores among the feature rankings: the tie order is untested")
     print(f"ok topk: {n_checked} influence rankings, the table, --k limit, no-top-k file, features")
 
 
@@ -448,6 +463,18 @@ def check_doc(doc, subs):
         if gi != len(got):
             fail(f"{doc}: `{lines[0]}`: output has more lines than the doc (use '...'):\n"
                  + "\n".join(got[gi:]))
+    # every option of the commands' --help is in the doc's option tables, and
+    # every option the doc's tables list is in --help
+    for cmd in ("inspect", "topk"):
+        h = run(cmd, "--help").stdout
+        if not h.startswith(f"usage: attrib {cmd}"):
+            fail(f"attrib {cmd} --help: {h}")
+        sec = text.split(f"## `attrib {cmd}", 1)[1].split("\n## ", 1)[0]
+        in_help = set(re.findall(r"(--[a-z][a-z-]*)", h)) | {"--help"}
+        in_doc = set(re.findall(r"^\| `(--[a-z][a-z-]*)", sec, flags=re.M))
+        if in_help != in_doc:
+            fail(f"attrib {cmd}: options in --help {sorted(in_help)} != the doc's table "
+                 f"{sorted(in_doc)}")
     # the JSON keys the doc lists are the JSON's keys
     sec = text.split("### `--json`", 1)[1].split("\n## ", 1)[0]
     doc_top = set(re.findall(r"^- `(\w+)`", sec, flags=re.M))

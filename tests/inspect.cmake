@@ -43,10 +43,9 @@ set_tests_properties(inspect_topk PROPERTIES LABELS "inspect;e2e;influence"
 
 # docs/inspect.md: every console example is run and its output must match.
 add_test(NAME inspect_doc_examples COMMAND ${LOOK_CHECK} doc ${ATTRIB_SRC_DIR}/docs/inspect.md
-  results/quickstart.h5=${LOOK_E2E}/quickstart.h5
   results/agree.h5=${LOOK}/agree.h5
   results/influence.h5=${LOOK_E2E}/influence/infl_logreg_np1.h5
   results/sweep.h5=${LOOK}/sweep/sweep.h5)
 set_tests_properties(inspect_doc_examples PROPERTIES LABELS "inspect;e2e"
-  FIXTURES_REQUIRED "quickstart;infl_logreg_np1;inspect_agree;inspect_sweep_file")
+  FIXTURES_REQUIRED "infl_logreg_np1;inspect_agree;inspect_sweep_file")
 set_tests_properties(inspect_sweep PROPERTIES FIXTURES_SETUP inspect_sweep_file)
