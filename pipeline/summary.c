@@ -900,6 +900,13 @@ static int read_sweep(sm_summary *s, hid_t base, at_err *err) {
         if (strcmp(ds[k], "name") == 0) continue;
         char p[1024];
         snprintf(p, sizeof p, "sweep/%s", ds[k]);
+        /* the index's dimension scale /sweep/point (int64) and any other
+         * non-text dataset are not swept keys */
+        hid_t d = H5Dopen2(base, p, H5P_DEFAULT), t = d < 0 ? -1 : H5Dget_type(d);
+        int is_text = t >= 0 && H5Tget_class(t) == H5T_STRING;
+        hclose(&t);
+        hclose(&d);
+        if (!is_text) continue;
         char **v = NULL;
         int nv = dset_strings(base, s->path, p, &v, err);
         if (nv < 0) break;

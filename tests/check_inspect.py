@@ -217,8 +217,10 @@ def make_sweep(src, out, noise_method, drop_method):
         f.attrs["format_version"] = 1
         f.attrs["content"] = "sweep"
         f.attrs["n_points"] = 3
-        f.create_dataset("sweep/name", data=np.array(names, dtype=object),
-                         dtype=h5py.string_dtype())
+        f.create_dataset("sweep/point", data=np.arange(3, dtype=np.int64))
+        f["sweep/point"].make_scale("point")
+        # fixed-length bytes here, variable-length strings for the keys: both are read
+        f.create_dataset("sweep/name", data=np.array([n.encode() for n in names]))
         f.create_dataset("sweep/methods.ig.n_steps", data=np.array(["16", "32", "64"], dtype=object),
                          dtype=h5py.string_dtype())
         f.create_dataset("sweep/run.seed", data=np.array(["0", "0", "1"], dtype=object),
