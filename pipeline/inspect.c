@@ -610,6 +610,20 @@ static void text_sweep(FILE *o, const sm_summary *s) {
     fprintf(o, "%-11s%s %lld, attrib %s, sweep of %d points\n", "format", or_dash(s->format),
             (long long)s->format_version, or_dash(s->attrib_version), s->n_points);
     fprintf(o, "%-11s%s\n", "job", or_dash(s->job_file));
+    /* each point's run time: time_total_s, else the sum of its stage times */
+    double run_s = 0;
+    for (int p = 0; p < s->n_points; p++) {
+        const sm_summary *pp = &s->points[p];
+        double t = sm_attr_num(&pp->timing, "time_total_s", NAN);
+        if (isnan(t)) {
+            t = 0;
+            for (int i = 0; i < pp->timing.n; i++) t += pp->timing.a[i].num;
+        }
+        run_s += t;
+    }
+    char rs[32];
+    fmt_g(run_s, rs, sizeof rs);
+    fprintf(o, "%-11s%s s, the sum of the points' run times\n", "timing", rs);
     int pw = 5;
     for (int p = 0; p < s->n_points; p++) {
         int l = (int)strlen(s->point_names[p]);

@@ -943,6 +943,7 @@ static int read_sweep(sm_summary *s, hid_t base, at_err *err) {
         if (!read_root(pp, g, err)) read_plain(pp, g, err);
         H5Gclose(g);
     }
+    if (!err->code && !s->attrib_version) s->attrib_version = s->points[0].attrib_version;
     if (!err->code && !g_light) sweep_compare(s, base, err);
     return err->code;
 }

@@ -5,6 +5,7 @@ recomputations from the same files (tests/inspect.cmake).
 usage: check_inspect.py ATTRIB feature RESULTS.h5
        check_inspect.py ATTRIB influence RESULTS.h5
        check_inspect.py ATTRIB sweep RESULTS.h5 WORKDIR
+       check_inspect.py ATTRIB sweep-file SWEEP.h5
        check_inspect.py ATTRIB topk INFLUENCE.h5 FEATURE.h5 WORKDIR
        check_inspect.py ATTRIB doc DOC.md LITERAL=PATH...
 
@@ -18,6 +19,8 @@ sweep: builds a sweep file (docs/format.md's layout, the common one) from
   point c with them doubled (Spearman 1, relative L2 exactly 1) and one
   method dropped; checks the per-point Spearman and relative L2 against
   scipy, --point NAME against inspecting the plain file, an unknown point.
+sweep-file: an existing sweep file (e.g. what `attrib run` of a sweep job
+  writes): points, keys, values, and every method's changes recomputed.
 topk: the table and CSV against numpy's sort of the scores row (ties to the
   lower train row), labels against the data file, --opponents, --k above
   top_k refused, ranking from the scores when the top-k datasets are gone,
@@ -241,6 +244,49 @@ def make_sweep(src, out, noise_method, drop_method):
     return names
 
 
+def check_sweep_file(sw):
+    """Any sweep file: points, keys and values as stored; for every method in
+    all points, the Spearman and relative L2 of each point against point 0
+    recomputed with scipy/numpy."""
+    j = json.loads(run("inspect", sw, "--json").stdout)
+    text_width(sw)
+    with h5py.File(sw, "r") as f:
+        dec = lambda v: v.decode() if isinstance(v, bytes) else str(v)
+        names = [dec(n) for n in f["sweep/name"][()]]
+        keys = sorted(k for k in f["sweep"] if k != "name" and f["sweep"][k].dtype.kind in "OS")
+        if [p["name"] for p in j["sweep"]["points"]] != names:
+            fail(f"points {[p['name'] for p in j['sweep']['points']]} != {names}")
+        if sorted(j["sweep"]["keys"]) != keys:
+            fail(f"keys {j['sweep']['keys']} != {keys}")
+        for p, pt in enumerate(j["sweep"]["points"]):
+            want = {k: dec(f["sweep"][k][p]) for k in keys}
+            if pt["values"] != want:
+                fail(f"point {p} values {pt['values']} != {want}")
+        groups = []
+        for n in names:
+            g = f[f"points/{n}"]
+            top = "influence" if "influence" in g else "attributions"
+            groups.append({m: f"points/{n}/{top}/{m}/scores" for m in g[top]})
+        common = sorted(set.intersection(*[set(g) for g in groups]))
+        changes = {c["method"]: c for c in j["sweep"]["changes"]}
+        if sorted(changes) != common:
+            fail(f"changes for {sorted(changes)}, expected the methods in all points {common}")
+        for m in common:
+            S0 = f[groups[0][m]][()].astype(np.float64)
+            for p in range(len(names)):
+                Sp = f[groups[p][m]][()].astype(np.float64)
+                if Sp.shape != S0.shape:
+                    if changes[m]["spearman"][p] is not None:
+                        fail(f"{m} point {p}: shapes differ but a correlation is given")
+                    continue
+                close(f"sweep {m} point {p} spearman", changes[m]["spearman"][p],
+                      row_spearman_mean(Sp, S0), rtol=1e-6)
+                close(f"sweep {m} point {p} rel_l2", changes[m]["rel_l2"][p],
+                      np.linalg.norm(Sp - S0) / np.linalg.norm(S0), rtol=1e-6, atol=1e-12)
+    print(f"ok sweep file {sw}: {len(names)} points, {len(common)} methods compared")
+    return j
+
+
 def check_sweep(path, work):
     os.makedirs(work, exist_ok=True)
     sw = os.path.join(work, "sweep.h5")
@@ -250,7 +296,7 @@ def check_sweep(path, work):
     if noise == drop:
         fail("the sweep check needs a file with two methods")
     names = make_sweep(path, sw, noise, drop)
-    j = json.loads(run("inspect", sw, "--json").stdout)
+    j = check_sweep_file(sw)
     out = text_width(sw)
     if [p["name"] for p in j["sweep"]["points"]] != names:
         fail(f"points {[p['name'] for p in j['sweep']['points']]} != {names}")
@@ -502,6 +548,8 @@ elif MODE == "influence":
     check_influence(ARGS[0])
 elif MODE == "sweep":
     check_sweep(ARGS[0], ARGS[1])
+elif MODE == "sweep-file":
+    check_sweep_file(ARGS[0])
 elif MODE == "topk":
     check_topk(ARGS[0], ARGS[1], ARGS[2])
 elif MODE == "doc":
