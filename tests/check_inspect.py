@@ -442,6 +442,22 @@ def check_topk(infl, feat, work):
     t = run("topk", cp, "--method", methods[0], "--sample", "2").stdout
     if "ranked from the scores row" not in t or len(t.splitlines()) != 3 + 10:
         fail(f"table without top-k datasets:\n{t}")
+    # the dataset file moved: a clear error naming it and --data; --data fixes it
+    mv = os.path.join(work, "moved_data.h5")
+    with h5py.File(infl, "r") as s, h5py.File(mv, "w") as d:
+        for k, v in s.attrs.items():
+            d.attrs[k] = v
+        d.attrs["data_path"] = os.path.join(work, "gone/fmnist.h5")
+        for k in s:
+            s.copy(s[k], d, name=k)
+    e = run("topk", mv, "--method", methods[0], "--sample", "0", code=2).stderr
+    for frag in (os.path.join(work, "gone/fmnist.h5"), "--data D.h5", "No such file"):
+        if frag not in e:
+            fail(f"moved data file: message lacks '{frag}': {e}")
+    df = pd.read_csv(io.StringIO(run("topk", mv, "--method", methods[0], "--sample", "0", "--csv",
+                                     "--data", data).stdout))
+    if len(df) != K:
+        fail("--data did not restore the labels")
     # feature attribution: the most relevant features; every method, both
     # ends (saliency's zeros make ties: they go to the lower feature index)
     ties = 0
