@@ -901,8 +901,8 @@ static int topk_influence(const sm_summary *s, int m, int64_t sample, int64_t k,
         at_err_set(err, AT_EUSER, "%s: topk: the file names no train data file (data_path); "
                    "give one with --data D.h5", s->path);
     if (!err->code && sm_read_labels(dpath, tsplit, rows, (int)k, lab, err))
-        at_err_prefix(err, "topk labels (file's %s; --data D.h5 reads another): ",
-                      data_override ? "--data" : "train data path");
+        at_err_prefix(err, "%s: topk: train labels (from %s; --data D.h5 reads another file): ",
+                      s->path, data_override ? "--data" : "the job's train data path");
     const char *test_path = data_override ? data_override : s->data_path;
     at_err e2 = {0};
     if (!err->code && test_path && s->data_split)
