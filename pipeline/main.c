@@ -28,6 +28,11 @@ static const char *USAGE =
     "  import synthetic-tokens --out D.h5 [--n-train N] [--n-test N] [--seq-len T]\n"
     "         [--vocab V] [--seed S]\n"
     "                        a token-sequence task with known relevant tokens (transformers)\n"
+    "  inspect RESULTS.h5 [--point NAME] [--json]\n"
+    "                        summary of a results file: job, methods, statistics, metrics,\n"
+    "                        timing, load balance; sweeps: how each setting changed the answer\n"
+    "  topk RESULTS.h5 --method M --sample I [--k K] [--opponents] [--csv]\n"
+    "                        most influential train rows of a test sample (or features)\n"
     "\n"
     "options:\n"
     "  --help                show help (also: attrib COMMAND --help)\n"
@@ -36,7 +41,8 @@ static const char *USAGE =
     "exit codes: 0 done; 2 bad job, input or command line; 3 I/O or system failure;\n"
     "            4 internal error; 75 stopped early (signal, stop file, max_wall_time),\n"
     "            finished work kept: rerun the same command to resume.\n"
-    "docs: README.md, docs/jobs.md (job fields), docs/format.md (HDF5 layouts).\n";
+    "docs: README.md, docs/jobs.md (job fields), docs/format.md (HDF5 layouts),\n"
+    "      docs/inspect.md (inspect, topk).\n";
 
 void cli_error(const at_err *err) {
     fprintf(stderr, "attrib: error: %s\n", err->msg);
@@ -101,6 +107,8 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "validate") == 0) return cmd_validate(argc - 2, argv + 2);
     if (strcmp(cmd, "train") == 0) return cmd_train(argc - 2, argv + 2);
     if (strcmp(cmd, "eval") == 0) return cmd_eval(argc - 2, argv + 2);
+    if (strcmp(cmd, "inspect") == 0) return cmd_inspect(argc - 2, argv + 2);
+    if (strcmp(cmd, "topk") == 0) return cmd_topk(argc - 2, argv + 2);
     if (strcmp(cmd, "import") == 0) {
         /* the synthetic generators live in synth.c: any argument that is
          * their name (and not the value of --out or --from) selects them */
