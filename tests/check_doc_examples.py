@@ -15,9 +15,13 @@ fails the check, so a new example cannot slip in unchecked:
                     it otherwise. A command naming an attrib subcommand that
                     `attrib --help` does not list fails as "command missing".
   ```console        the same for its `$ ` lines; other lines are output.
+                    A doc in DELEGATED (below) has its command blocks run by
+                    its own ctest entry, which must name the doc (in its
+                    add_test or in a tests/ script it runs).
   ```python [TAG]   covered when a ctest entry runs tests/run_doc_snippets.py
                     on that doc with that tag (untagged: no --tag), found by
-                    reading tests/*.cmake; or allow-listed by (doc, TAG).
+                    reading tests/*.cmake and the tests/ scripts they run; or
+                    allow-listed by (doc, TAG).
   ```yaml [run|train]  a whole job (data + model + methods/influence/train)
                     passes `attrib validate` in the scratch directory; a
                     fragment (e.g. a `methods:` list, a `sweep:` map) replaces
@@ -33,6 +37,8 @@ fails the check, so a new example cannot slip in unchecked:
                     `mpirun `, `sbatch `) fails: fence it ```sh.
 
 Any other fence language fails. Inline `code` in prose is not an example.
+Every test an allow-list entry names as covering must exist in tests/*.cmake,
+and an entry that matches no command fails, so the list cannot go stale.
 
 The scratch directory (rebuilt each time): jobs/ (a copy of SRC/jobs plus the
 docs' named jobs), slurm, tools, scripts, tests -> SRC; data/fashion-mnist.h5
@@ -103,10 +109,10 @@ ALLOW = {
     ("docs/cluster.md", "sbatch --time=12:00:00 slurm/attrib-requeue.sbatch jobs/quickstart.yaml "
                         "results/qs.h5"):
         ("needs a SLURM cluster", "slurm_requeue, slurm_requeue_mpirun"),
-    ("docs/cluster.md", "sbatch --array=0-3 slurm/attrib-sweep.sbatch jobs/sweep_ig.yaml"):
+    ("docs/cluster.md", "jid=$(sbatch --parsable --array=0-3 slurm/attrib-sweep.sbatch jobs/sweep_ig.yaml)"):
         ("needs a SLURM cluster", "slurm_sweep"),
-    ("docs/cluster.md", "sbatch --dependency=afterok:<JOBID> --wrap \"build/attrib merge jobs/sweep_ig.yaml\""):
-        ("needs a SLURM cluster; <JOBID> is the array's job id", "slurm_sweep"),
+    ("docs/cluster.md", "sbatch --dependency=afterok:$jid slurm/attrib-sweep.sbatch --merge jobs/sweep_ig.yaml"):
+        ("needs a SLURM cluster", "slurm_sweep"),
     ("docs/influence.md", "build/attrib import fashion-mnist --out data/fashion-mnist.h5"):
         ("the same command is a test of its own (5 s)", "e2e_import"),
     ("docs/robustness.md", "bash tests/check_bad_inputs.sh build/attrib . build/e2e/fmnist.h5 "
@@ -173,6 +179,15 @@ ALLOW_PYTHON = {
     ("docs/torch.md", "torch-session"):
         ("needs models/net.pt and mynet.py of the example session (a minute of PyTorch training)",
          "torch_xcheck_cnn (import_torch.py's state dict loads strictly, same logits)"),
+}
+
+# Docs whose command blocks another ctest entry runs (and checks the output
+# of): doc -> that test. The test's add_test(...) must name the doc, or a
+# script it runs must; the checker verifies that, and still fails on an
+# attrib subcommand the binary lacks.
+DELEGATED = {
+    "docs/inspect.md": "inspect_doc_examples",
+    "docs/pictures.md": "render_doc_commands",
 }
 
 COMMAND_LINE = re.compile(r"^(\$ |(build/)?attrib |mpirun |sbatch )")
@@ -272,20 +287,50 @@ def split_commands(body):
 
 
 def cmake_coverage(src):
-    """(doc, tag or '') pairs whose python blocks a ctest entry runs, and
-    whether test_jobs_doc checks docs/jobs.md."""
+    """(doc, tag or '') pairs whose python blocks a ctest entry runs — an
+    add_test in tests/*.cmake, or a tests/ script that one of them runs —
+    and whether test_jobs_doc checks docs/jobs.md."""
     pairs, jobs_doc = set(), False
     tdir = os.path.join(src, "tests")
+    snippets = re.compile(r"run_doc_snippets\.py[\"']?\s+[\"']?\S*?((?:docs/)?[\w-]+\.md)[\"']?"
+                          r"(\s+--tag\s+([\w-]+))?")
+    cmake_text = ""
     for name in sorted(os.listdir(tdir)):
-        if not name.endswith(".cmake"):
-            continue
-        text = open(os.path.join(tdir, name), encoding="utf-8").read()
-        text = "\n".join(l for l in text.split("\n") if not l.lstrip().startswith("#"))
-        for m in re.finditer(r"run_doc_snippets\.py\s+\$\{\w+\}/(\S+\.md)(\s+--tag\s+([\w-]+))?", text):
-            pairs.add((m.group(1), m.group(3) or ""))
-        if re.search(r"test_jobs_doc\s+\$\{\w+\}/docs/jobs\.md", text):
-            jobs_doc = True
+        if name.endswith(".cmake"):
+            text = open(os.path.join(tdir, name), encoding="utf-8").read()
+            cmake_text += "\n".join(l for l in text.split("\n") if not l.lstrip().startswith("#"))
+    for m in snippets.finditer(cmake_text):
+        pairs.add((m.group(1), m.group(3) or ""))
+    if re.search(r"test_jobs_doc\s+\$\{\w+\}/docs/jobs\.md", cmake_text):
+        jobs_doc = True
+    for name in sorted(os.listdir(tdir)):
+        if (name.endswith((".sh", ".py")) and name not in ("run_doc_snippets.py", "check_doc_examples.py")
+                and re.search(r"tests/" + re.escape(name) + r"\b", cmake_text)):
+            for m in snippets.finditer(open(os.path.join(tdir, name), encoding="utf-8").read()):
+                pairs.add((m.group(1), m.group(3) or ""))
     return pairs, jobs_doc
+
+
+def cmake_tests(src):
+    """{add_test NAME pattern: the text of its add_test(...) call} over
+    tests/*.cmake; a name built in a foreach (slurm_${c}) is kept as written."""
+    tests = {}
+    tdir = os.path.join(src, "tests")
+    for name in sorted(os.listdir(tdir)):
+        if name.endswith(".cmake"):
+            text = open(os.path.join(tdir, name), encoding="utf-8").read()
+            for m in re.finditer(r"add_test\(NAME\s+(\S+)([^)]*)\)", text):
+                tests[m.group(1)] = m.group(2)
+    return tests
+
+
+def test_exists(tests, name):
+    """Does a ctest entry called name exist (matching foreach patterns)?"""
+    for pat in tests:
+        rx = re.sub(r"\\\$\\\{\w+\\\}", r"\\w+", re.escape(pat))
+        if re.fullmatch(rx, name):
+            return True
+    return False
 
 
 def attrib_commands(bin_path):
@@ -320,6 +365,7 @@ class Checker:
         self.env = dict(os.environ, **MPI_ENV)
         self.env["PATH"] = os.path.join(self.scratch, "build") + os.pathsep + self.env["PATH"]
         self.coverage, self.jobs_doc = cmake_coverage(self.src)
+        self.tests = cmake_tests(self.src)
 
     def fail(self, where, msg):
         self.failures.append(f"{where}: {msg}")
@@ -496,13 +542,52 @@ class Checker:
                           f"it runs, or allow-list it): {line.strip()}")
         self.count("text/output blocks (not examples)")
 
+    def check_allow_tests(self):
+        """Every covering test an allow-list names must exist."""
+        for (doc, what), (why, cover) in list(ALLOW.items()) + list(ALLOW_PYTHON.items()):
+            if cover.startswith("("):
+                continue
+            for name in re.findall(r"[a-z][a-z0-9_]+", cover.split("(")[0]):
+                if not test_exists(self.tests, name):
+                    self.fail(doc, f"allow-list entry `{what}` names test {name}, which no "
+                              f"tests/*.cmake defines")
+
+    def delegated_block(self, b, run):
+        """A command block of a doc another test runs: check that test runs
+        this doc, and that the attrib subcommands exist."""
+        test = DELEGATED[b.doc]
+        body = b.body
+        if b.lang == "console":
+            body = [l[2:] if l.startswith("$ ") else "" for l in body]
+        args = self.tests.get(test)
+        named = args is not None and (b.doc in args or any(
+            b.doc in open(os.path.join(self.src, "tests", sc), encoding="utf-8").read()
+            for sc in re.findall(r"tests/([\w.-]+\.(?:py|sh))", args)
+            if os.path.exists(os.path.join(self.src, "tests", sc))))
+        if not named:
+            self.fail(b.where(), f"{b.doc} is delegated to ctest entry {test}, but no "
+                      f"add_test(NAME {test} ...) runs {b.doc}")
+            return
+        for off, key, full in split_commands(body):
+            missing = [c for c in re.findall(r"(?:^|[\s/\"'])attrib\s+([a-z][a-z-]*)", key)
+                       if run and c not in self.have]
+            if missing:
+                self.fail(b.where(off), f"command missing: `attrib {missing[0]}` is not in "
+                          f"`attrib --help` of {self.a.attrib}: {key}")
+                continue
+            self.count(f"shell commands run by another test")
+            print(f"  test  {b.where(off)}: {key} -> {test}")
+
     def check(self, docs, run):
+        self.check_allow_tests()
         for doc in docs:
             print(f"== {doc}")
             for b in parse_blocks(self.src, doc):
                 if b.lang not in LANGS:
                     self.fail(b.where(), f"fence language '{b.lang}' is not one the checker "
                               f"knows ({', '.join(sorted(l or '(none)' for l in LANGS))})")
+                elif b.lang in ("sh", "bash", "console") and b.doc in DELEGATED:
+                    self.delegated_block(b, run)
                 elif b.lang in ("sh", "bash", "console"):
                     self.shell_block(b, run)
                 elif b.lang == "yaml":
