@@ -630,7 +630,8 @@ def main():
         for f in c.failures:
             print("  " + f.split("\n")[0])
         sys.exit(1)
-    print("ok: every example in the docs is run or covered")
+    print("ok: every example in the docs is " + ("classified (--list: nothing was run)" if a.list
+                                                  else "run or covered"))
 
 
 if __name__ == "__main__":
