@@ -274,6 +274,7 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_import_synthetic(int argc, char **argv); /* synth.c */
+int cmd_render(int argc, char **argv);           /* render.c */
 
 /* Shared CLI helpers. */
 typedef struct {
