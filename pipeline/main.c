@@ -30,6 +30,8 @@ static const char *USAGE =
     "                        a token-sequence task with known relevant tokens (transformers)\n"
     "  render RESULTS.h5 --method M [--samples A:B] [-o OUT.png] [--point NAME]\n"
     "                        heatmap overlays (or influence proponents/opponents) as a PNG\n"
+    "  report RESULTS.h5 -o DIR [--samples A:B] [--point NAME]\n"
+    "                        a static HTML page: pictures, metrics, agreement, timing\n"
     "\n"
     "options:\n"
     "  --help                show help (also: attrib COMMAND --help)\n"
@@ -104,6 +106,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "train") == 0) return cmd_train(argc - 2, argv + 2);
     if (strcmp(cmd, "eval") == 0) return cmd_eval(argc - 2, argv + 2);
     if (strcmp(cmd, "render") == 0) return cmd_render(argc - 2, argv + 2);
+    if (strcmp(cmd, "report") == 0) return cmd_report(argc - 2, argv + 2);
     if (strcmp(cmd, "import") == 0) {
         /* the synthetic generators live in synth.c: any argument that is
          * their name (and not the value of --out or --from) selects them */

@@ -275,6 +275,7 @@ int cmd_eval(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_import_synthetic(int argc, char **argv); /* synth.c */
 int cmd_render(int argc, char **argv);           /* render.c */
+int cmd_report(int argc, char **argv);           /* report.c */
 
 /* Shared CLI helpers. */
 typedef struct {
