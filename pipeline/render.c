@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <hdf5.h>
 
@@ -381,8 +382,34 @@ static double robust_max(const float *s, int64_t n) {
     return m > 0 ? m : 1.0;
 }
 
-/* Write the canvas to path via path.tmp and rename. */
+int render_mkdirs(const char *dir, at_err *err) {
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf)
+        return at_err_set(err, AT_EUSER, "the path %.64s... is too long", dir);
+    for (char *p = buf + 1;; p++) {
+        if (*p == '/' || *p == '\0') {
+            char ch = *p;
+            *p = '\0';
+            struct stat st;
+            if (stat(buf, &st) != 0 && mkdir(buf, 0777) != 0 && errno != EEXIST)
+                return at_err_set(err, AT_EUSER, "cannot create the directory %s (%s)", buf,
+                                  strerror(errno));
+            if (!ch) break;
+            *p = ch;
+        }
+    }
+    return 0;
+}
+
+/* Write the canvas to path via path.tmp (its directory created first) and
+ * rename. */
 static int png_write(const canvas *c, const char *path, at_err *err) {
+    const char *slash = strrchr(path, '/');
+    if (slash && slash != path) {
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+        if (render_mkdirs(dir, err)) return at_err_prefix(err, "cannot write the picture %s: ", path);
+    }
     size_t n = strlen(path) + 5;
     char *tmp = at_malloc(n, "render tmp");
     snprintf(tmp, n, "%s.tmp", path);
@@ -447,8 +474,8 @@ static int data_open(data_src *d, const rv_file *f, const render_opts *o, int ne
         goto out;
     }
     if (h5_reader_open(&d->test, d->path, split, &d->ti, err)) {
-        at_err_prefix(err, "%s names its data: ", f->where);
-        if (!o->data) at_err_prefix(err, "(moved? give --data D.h5) ");
+        if (o->data) at_err_prefix(err, "render: --data: ");
+        else at_err_prefix(err, "%s names its data (moved? give --data D.h5): ", f->where);
         rc = err->code;
         goto out;
     }
@@ -652,7 +679,8 @@ static int render_infl(const rv_file *f, const render_opts *o, render_info *ri, 
             return at_err_set(err, AT_EUSER, "%s: root attribute data_split is missing", f->where);
         }
         rc = h5_reader_open(&r, dp_path, split, &inf, err);
-        if (rc) at_err_prefix(err, "%s names its data: ", f->where);
+        if (rc && o->data) at_err_prefix(err, "render: --data: ");
+        else if (rc) at_err_prefix(err, "%s names its data (moved? give --data D.h5): ", f->where);
         else if (inf.n_feat_dims != 2)
             rc = at_err_set(err, AT_EUSER,
                             "%s: method '%s': the data %s split '%s' has flat rows of %lld features, "

@@ -109,10 +109,10 @@ static void picture(report_ctx *c, sbuf *b, const sm_summary *s, int point, cons
     sb_esc(b, method);
     sb_add(b, "\"><figcaption>%s %lld–%lld", info.influence ? "test samples" : "samples",
            (long long)info.s0, (long long)info.s1 - 1);
-    if (!info.influence)
-        sb_add(b, "; colours span ±%s", o.scale == RENDER_SCALE_SHARED ? "" : "each sample's ");
-    if (!info.influence && o.scale == RENDER_SCALE_SHARED) sb_add(b, "%.3g", info.scale_max);
-    else if (!info.influence) sb_add(b, "robust max |score|");
+    if (!info.influence && o.scale == RENDER_SCALE_SHARED)
+        sb_add(b, "; full colour at |score| >= %.3g (shared scale)", info.scale_max);
+    else if (!info.influence)
+        sb_add(b, "; full colour at each sample's robust max |score|");
     sb_add(b, "</figcaption></figure>\n");
 }
 
@@ -176,7 +176,7 @@ static void header(sbuf *b, const sm_summary *s) {
         if (s->n_train >= 0) sb_add(b, " (%lld examples)", (long long)s->n_train);
         sb_add(b, "</td></tr>\n");
     }
-    if (s->n_ranks >= 0) {
+    if (s->n_ranks > 0) {
         snprintf(buf, sizeof buf, "%d%s%s", s->n_ranks, s->scheduler ? ", scheduler " : "",
                  s->scheduler ? s->scheduler : "");
         kv_row(b, "ranks", buf);
@@ -209,9 +209,12 @@ static void timing(sbuf *b, const sm_summary *s) {
     }
 }
 
-static void feature_tables(sbuf *b, const sm_summary *s) {
+/* h: the heading tag ("h2", or "h3" inside a sweep's point); ids only at h2. */
+static void feature_tables(sbuf *b, const sm_summary *s, const char *h) {
+    int top = strcmp(h, "h2") == 0;
     /* scores and completeness */
-    sb_add(b, "<h2 id=scores>Scores and completeness</h2>\n<table class=num>\n"
+    sb_add(b, "<%s%s>Scores and completeness</%s>\n", h, top ? " id=scores" : "", h);
+    sb_add(b, "<table class=num>\n"
               "<tr><th>method</th><th>kind</th><th>mean |score|</th><th>&gt; 0</th><th>&lt; 0</th>"
               "<th>median |delta|</th><th>max |delta|</th><th>median |delta| / |f(x) − f(b)|</th></tr>\n");
     for (int m = 0; m < s->n_methods; m++) {
@@ -238,7 +241,8 @@ static void feature_tables(sbuf *b, const sm_summary *s) {
               "completeness property (LRP: f(x)); – = not applicable.</p>\n");
 
     if (s->n_metric_names > 0) {
-        sb_add(b, "<h2 id=metrics>Metrics (mean over samples)</h2>\n<table class=num>\n<tr><th>method</th>");
+        sb_add(b, "<%s%s>Metrics (mean over samples)</%s>\n", h, top ? " id=metrics" : "", h);
+        sb_add(b, "<table class=num>\n<tr><th>method</th>");
         for (int k = 0; k < s->n_metric_names; k++) {
             sb_add(b, "<th>");
             sb_esc(b, s->metric_names[k]);
@@ -261,8 +265,9 @@ static void feature_tables(sbuf *b, const sm_summary *s) {
 
     if (s->agree) {
         int n = s->n_methods;
-        sb_add(b, "<h2 id=agreement>Method agreement (mean Spearman over samples)</h2>\n"
-                  "<table class=agree>\n<tr><th></th>");
+        sb_add(b, "<%s%s>Method agreement (mean Spearman over samples)</%s>\n", h,
+               top ? " id=agreement" : "", h);
+        sb_add(b, "<table class=agree>\n<tr><th></th>");
         for (int j = 0; j < n; j++) {
             sb_add(b, "<th>");
             sb_esc(b, s->methods[j].name);
@@ -291,8 +296,10 @@ static void feature_tables(sbuf *b, const sm_summary *s) {
     }
 }
 
-static void influence_tables(sbuf *b, const sm_summary *s) {
-    sb_add(b, "<h2 id=groundtruth>Leave-one-out and LDS</h2>\n<table class=num>\n"
+static void influence_tables(sbuf *b, const sm_summary *s, const char *h) {
+    int top = strcmp(h, "h2") == 0;
+    sb_add(b, "<%s%s>Leave-one-out and LDS</%s>\n", h, top ? " id=groundtruth" : "", h);
+    sb_add(b, "<table class=num>\n"
               "<tr><th>method</th><th>kind</th><th>top-k</th><th>LOO Pearson</th>"
               "<th>LOO Spearman</th><th>pooled Pearson</th><th>LDS</th><th>LDS interval</th></tr>\n");
     for (int m = 0; m < s->n_methods; m++) {
@@ -393,8 +400,8 @@ static void sweep_sections(report_ctx *c, sbuf *b, const sm_summary *s) {
         sb_add(b, "<h2>Point %d: ", p);
         sb_esc(b, s->point_names[p]);
         sb_add(b, "</h2>\n");
-        if (ps->content == SM_INFLUENCE) influence_tables(b, ps);
-        else feature_tables(b, ps);
+        if (ps->content == SM_INFLUENCE) influence_tables(b, ps, "h3");
+        else feature_tables(b, ps, "h3");
     }
 }
 
@@ -440,19 +447,7 @@ static int make_dir(const char *dir, int *created, at_err *err) {
             return at_err_set(err, AT_EUSER, "report: -o %s: the directory is not writable", dir);
         return 0;
     }
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", dir);
-    for (char *p = buf + 1;; p++) {
-        if (*p == '/' || *p == '\0') {
-            char ch = *p;
-            *p = '\0';
-            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-                return at_err_set(err, AT_EUSER, "report: cannot create the directory %s (%s)", buf,
-                                  strerror(errno));
-            if (!ch) break;
-            *p = ch;
-        }
-    }
+    if (render_mkdirs(dir, err)) return at_err_prefix(err, "report: -o %s: ", dir);
     *created = 1;
     return 0;
 }
@@ -512,7 +507,7 @@ int cmd_report(int argc, char **argv) {
     c.dir = dir;
     if ((rc = sm_read(&s, results, c.ro.point, &err))) goto out;
     /* the samples must exist in the file (every point of a sweep) */
-    int64_t n_rows = s.n_rows;
+    int64_t n_rows = s.content == SM_SWEEP ? -1 : s.n_rows;
     for (int p = 0; p < s.n_points; p++)
         if (n_rows < 0 || (s.points[p].n_rows >= 0 && s.points[p].n_rows < n_rows))
             n_rows = s.points[p].n_rows;
@@ -542,8 +537,8 @@ int cmd_report(int argc, char **argv) {
         sweep_sections(&c, &b, &s);
     } else {
         method_sections(&c, &b, &s);
-        if (s.content == SM_INFLUENCE) influence_tables(&b, &s);
-        else feature_tables(&b, &s);
+        if (s.content == SM_INFLUENCE) influence_tables(&b, &s, "h2");
+        else feature_tables(&b, &s, "h2");
         timing(&b, &s);
     }
     if (s.job_yaml) {

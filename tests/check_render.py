@@ -8,6 +8,8 @@ usage:
   check_render.py attr PNG RESULTS METHOD S0 S1 COLS ZOOM DATA [sample|shared] [POINT]
   check_render.py infl PNG RESULTS METHOD S0 S1 ZOOM DATA [TOP]
   check_render.py blank PNG                  (a picture with heatmap colours)
+  check_render.py sweep OUT.h5 RESULTS.h5    (a two-point sweep file of RESULTS)
+  check_render.py report DIR RESULTS.h5      (index.html: links, numbers)
 Exit 0 when every check passes, 1 with the failures listed.
 """
 import struct
@@ -226,9 +228,100 @@ def check_blank(png):
         fail(f"heatmap colours missing: {red} red, {blue} blue pixels")
 
 
+def make_sweep(out, results):
+    """The sweep layout (docs/format.md): point n_steps=16 is RESULTS as it
+    is, point n_steps=32 the same with every ig score scaled by 1 + 0.5 u,
+    u uniform in [0, 1) (seed 0), so the two differ by a known amount."""
+    names = ["n_steps=16", "n_steps=32"]
+    with h5py.File(results, "r") as src, h5py.File(out, "w") as f:
+        f.attrs["format"] = "attrib-results"
+        f.attrs["format_version"] = 1
+        f.attrs["content"] = "sweep"
+        f.attrs["n_points"] = 2
+        f.create_dataset("sweep/name", data=np.array(names, dtype=h5py.string_dtype()))
+        f.create_dataset("sweep/methods.ig.n_steps", data=np.array(["16", "32"], dtype=h5py.string_dtype()))
+        for name in names:
+            g = f.create_group(f"points/{name}")
+            for k, v in src.attrs.items():
+                g.attrs[k] = v
+            for k in src:
+                src.copy(src[k], g, name=k)
+        s = f["points/n_steps=32/attributions/ig/scores"]
+        u = np.random.default_rng(0).random(s.shape, dtype=np.float32)
+        s[...] = s[()] * (1 + 0.5 * u)
+
+
+def cells(html, table_class):
+    """Rows of td/th texts of the first <table class=X>."""
+    import re
+    i = html.index(f"<table class={table_class}>")
+    t = html[i:html.index("</table>", i)]
+    return [[re.sub("<[^>]+>", "", c) for c in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", r)]
+            for r in re.findall(r"<tr>(.*?)</tr>", t, re.S)]
+
+
+def check_report(d, results):
+    import os
+    import re
+    html = open(os.path.join(d, "index.html"), encoding="utf-8").read()
+    refs = re.findall(r'(?:src|href)="([^"#]+)"', html)
+    for r in refs:
+        if "://" in r or r.startswith("/"):
+            fail(f"index.html references {r}: not a relative link")
+        elif not os.path.isfile(os.path.join(d, r)):
+            fail(f"index.html references {r}, which does not exist")
+    if "<script" in html.lower():
+        fail("index.html has a <script>")
+    if "<link" in html.lower():
+        fail("index.html has a <link> (the CSS must be inline)")
+    f = h5py.File(results, "r")
+    n_pics = len([r for r in refs if r.endswith(".png")])
+    if f.attrs.get("content") == "sweep":
+        # per method a row of points; Spearman 1 and relative L2 0 at point 0,
+        # and at point 1 the relative L2 of the scores, recomputed here
+        s0 = f["points/n_steps=16/attributions/ig/scores"][()].astype(np.float64)
+        s1 = f["points/n_steps=32/attributions/ig/scores"][()].astype(np.float64)
+        want = np.linalg.norm(s1 - s0) / np.linalg.norm(s0)
+        i = html.index("<h3>ig along the sweep</h3>")
+        rows = cells(html[i:], "num")
+        got = float(rows[2][2])
+        if rows[1][1:] != ["1", "0"] or abs(got - want) > 1e-3 * want:
+            fail(f"sweep table of ig: {rows}, expected 1, 0 and relative L2 {want:.4g}")
+        if n_pics != 2 * len(f["points/n_steps=16/attributions"]):
+            fail(f"{n_pics} pictures, expected one per method and point")
+    elif "influence" in f:
+        if n_pics != len(f["influence"]):
+            fail(f"{n_pics} pictures, expected {len(f['influence'])}")
+    else:
+        methods = list(f["attributions"])
+        if n_pics != len(methods):
+            fail(f"{n_pics} pictures, expected {len(methods)}")
+        if "metrics" in f:
+            rows = cells(html, "num")  # scores and completeness: mean |score|
+            for r in rows[1:]:
+                sc = f[f"attributions/{r[0]}/scores"][()].astype(np.float64)
+                if abs(float(r[2]) - np.abs(sc).mean()) > 1e-3 * np.abs(sc).mean():
+                    fail(f"mean |score| of {r[0]}: page {r[2]}, file {np.abs(sc).mean():.4g}")
+            ag = cells(html, "agree")
+            names = ag[0][1:]
+            for i, a in enumerate(names):
+                for j, b in enumerate(names):
+                    g = f"metrics/{a}/agreement/{b}/spearman"
+                    g2 = f"metrics/{b}/agreement/{a}/spearman"
+                    v = f[g][()].mean() if g in f else (f[g2][()].mean() if g2 in f else None)
+                    if a == b:
+                        v = 1.0
+                    txt = ag[1 + i][1 + j]
+                    if v is None and txt != "–" or v is not None and abs(float(txt) - v) > 0.0051:
+                        fail(f"agreement {a} vs {b}: page {txt}, file {v}")
+            print(f"report: agreement {len(names)}x{len(names)} and mean |score| match the file")
+    print(f"report: {len(refs)} links, all relative and present, {n_pics} pictures")
+
+
 def main():
     mode, args = sys.argv[1], sys.argv[2:]
-    {"attr": check_attr, "infl": check_infl, "blank": check_blank}[mode](*args)
+    {"attr": check_attr, "infl": check_infl, "blank": check_blank, "sweep": make_sweep,
+     "report": check_report}[mode](*args)
     if FAILS:
         print(f"{len(FAILS)} failures")
         sys.exit(1)
