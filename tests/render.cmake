@@ -17,5 +17,5 @@ set_tests_properties(render_doc_commands PROPERTIES LABELS "e2e;render" TIMEOUT 
 add_test(NAME render_report_chromium COMMAND bash ${ATTRIB_SRC_DIR}/tests/check_pictures.sh
   $<TARGET_FILE:attrib> ${ATTRIB_SRC_DIR} ${RENDER_DIR} ${E2E}/fmnist.h5 ${E2E}/quickstart.h5
   ${E2E}/compare_methods.h5 ${INFL}/infl_mlp_np1.h5 chromium)
-set_tests_properties(render_report_chromium PROPERTIES LABELS "e2e;render" TIMEOUT 120
+set_tests_properties(render_report_chromium PROPERTIES LABELS "e2e;render;nosan" TIMEOUT 120
   FIXTURES_REQUIRED render_doc SKIP_RETURN_CODE 77)
