@@ -32,6 +32,11 @@ static const char *USAGE =
     "                        heatmap overlays (or influence proponents/opponents) as a PNG\n"
     "  report RESULTS.h5 -o DIR [--samples A:B] [--point NAME]\n"
     "                        a static HTML page: pictures, metrics, agreement, timing\n"
+    "  inspect RESULTS.h5 [--point NAME] [--json]\n"
+    "                        summary of a results file: job, methods, statistics, metrics,\n"
+    "                        timing, load balance; sweeps: how each setting changed the answer\n"
+    "  topk RESULTS.h5 --method M --sample I [--k K] [--opponents] [--csv]\n"
+    "                        most influential train rows of a test sample (or features)\n"
     "\n"
     "options:\n"
     "  --help                show help (also: attrib COMMAND --help)\n"
@@ -40,7 +45,8 @@ static const char *USAGE =
     "exit codes: 0 done; 2 bad job, input or command line; 3 I/O or system failure;\n"
     "            4 internal error; 75 stopped early (signal, stop file, max_wall_time),\n"
     "            finished work kept: rerun the same command to resume.\n"
-    "docs: README.md, docs/jobs.md (job fields), docs/format.md (HDF5 layouts).\n";
+    "docs: README.md, docs/jobs.md (job fields), docs/format.md (HDF5 layouts),\n"
+    "      docs/inspect.md (inspect, topk).\n";
 
 void cli_error(const at_err *err) {
     fprintf(stderr, "attrib: error: %s\n", err->msg);
@@ -107,6 +113,8 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "eval") == 0) return cmd_eval(argc - 2, argv + 2);
     if (strcmp(cmd, "render") == 0) return cmd_render(argc - 2, argv + 2);
     if (strcmp(cmd, "report") == 0) return cmd_report(argc - 2, argv + 2);
+    if (strcmp(cmd, "inspect") == 0) return cmd_inspect(argc - 2, argv + 2);
+    if (strcmp(cmd, "topk") == 0) return cmd_topk(argc - 2, argv + 2);
     if (strcmp(cmd, "import") == 0) {
         /* the synthetic generators live in synth.c: any argument that is
          * their name (and not the value of --out or --from) selects them */

@@ -12,6 +12,10 @@
 
 #define SM_BLOCK_ELEMS ((int64_t)1 << 22) /* scores read per block (16 MiB) */
 
+/* sm_read_light: structure only, no statistics (set for one call; the
+ * module is serial). */
+static int g_light;
+
 /* ------------------------------------------------------------ small things */
 
 static void hclose(hid_t *id) {
@@ -519,6 +523,13 @@ static int method_stats(hid_t base, const char *file, sm_method *me, at_err *err
         return at_err_set(err, AT_EUSER, "%s: dataset %s: expected (N, ...) scores with 2 to %d "
                           "dimensions", file, p, SM_MAX_DIMS);
     me->ndims = nd;
+    char pk[1024];
+    snprintf(pk, sizeof pk, "%s/topk_index", me->group);
+    int64_t sk[SM_MAX_DIMS] = {0};
+    if (dset_shape(base, pk, sk) == 2) me->top_k = sk[1];
+    me->mean_abs = me->frac_pos = me->frac_neg = NAN;
+    me->delta_median_abs = me->delta_max_abs = me->delta_rel_median = NAN;
+    if (g_light) return 0;
     int64_t d = row_elems(me), n = me->shape[0];
     int64_t br = d > 0 ? SM_BLOCK_ELEMS / d : n;
     if (br < 1) br = 1;
@@ -542,7 +553,6 @@ static int method_stats(hid_t base, const char *file, sm_method *me, at_err *err
     me->frac_neg = tot > 0 ? (double)neg / tot : NAN;
 
     /* completeness */
-    me->delta_median_abs = me->delta_max_abs = me->delta_rel_median = NAN;
     char pd[1024], po[1024];
     snprintf(pd, sizeof pd, "%s/delta", me->group);
     snprintf(po, sizeof po, "%s/output_diff", me->group);
@@ -572,11 +582,7 @@ static int method_stats(hid_t base, const char *file, sm_method *me, at_err *err
         free(od);
     }
 
-    /* influence: top-k width, LOO and LDS */
-    char pk[1024];
-    snprintf(pk, sizeof pk, "%s/topk_index", me->group);
-    int64_t sk[SM_MAX_DIMS] = {0};
-    if (dset_shape(base, pk, sk) == 2) me->top_k = sk[1];
+    /* influence: LOO and LDS */
     snprintf(pk, sizeof pk, "%s/loo", me->group);
     attrs_read(base, pk, &me->loo);
     snprintf(pk, sizeof pk, "%s/lds", me->group);
@@ -688,6 +694,9 @@ static int read_plain(sm_summary *s, hid_t base, at_err *err) {
     job_settings(s->job_yaml, &all);
     for (size_t k = 0; k < sizeof JOB_KEYS / sizeof JOB_KEYS[0]; k++) {
         const char *v = sm_attr_text(&all, JOB_KEYS[k], NULL);
+        /* metrics that are off say nothing */
+        if (v && !strncmp(JOB_KEYS[k], "metrics.", 8) && (!strcmp(v, "false") || !strcmp(v, "0")))
+            continue;
         if (v) attrs_push_text(&s->job, JOB_KEYS[k], v);
     }
     const char *tp = sm_attr_text(&all, "train_data.path", NULL);
@@ -746,7 +755,7 @@ static int read_plain(sm_summary *s, hid_t base, at_err *err) {
         method_stats(base, s->path, me, err);
     }
     free_strs(names, n);
-    if (err->code) return err->code;
+    if (err->code || g_light) return err->code;
 
     /* metrics: the union of dataset names, then the means */
     for (int m = 0; m < s->n_methods; m++) {
@@ -891,6 +900,13 @@ static int read_sweep(sm_summary *s, hid_t base, at_err *err) {
         if (strcmp(ds[k], "name") == 0) continue;
         char p[1024];
         snprintf(p, sizeof p, "sweep/%s", ds[k]);
+        /* the index's dimension scale /sweep/point (int64) and any other
+         * non-text dataset are not swept keys */
+        hid_t d = H5Dopen2(base, p, H5P_DEFAULT), t = d < 0 ? -1 : H5Dget_type(d);
+        int is_text = t >= 0 && H5Tget_class(t) == H5T_STRING;
+        hclose(&t);
+        hclose(&d);
+        if (!is_text) continue;
         char **v = NULL;
         int nv = dset_strings(base, s->path, p, &v, err);
         if (nv < 0) break;
@@ -927,7 +943,8 @@ static int read_sweep(sm_summary *s, hid_t base, at_err *err) {
         if (!read_root(pp, g, err)) read_plain(pp, g, err);
         H5Gclose(g);
     }
-    if (!err->code) sweep_compare(s, base, err);
+    if (!err->code && !s->attrib_version) s->attrib_version = s->points[0].attrib_version;
+    if (!err->code && !g_light) sweep_compare(s, base, err);
     return err->code;
 }
 
@@ -989,6 +1006,13 @@ int sm_read(sm_summary *s, const char *path, const char *point, at_err *err) {
     hclose(&base);
     hclose(&f);
     return err->code;
+}
+
+int sm_read_light(sm_summary *s, const char *path, const char *point, at_err *err) {
+    g_light = 1;
+    int rc = sm_read(s, path, point, err);
+    g_light = 0;
+    return rc;
 }
 
 static void method_free(sm_method *me) {

@@ -172,6 +172,11 @@ struct sm_sweep_method {
  * AT_EIO with err naming the file and what is wrong; s is then empty
  * (sm_free is still safe). */
 int sm_read(sm_summary *s, const char *path, const char *point, at_err *err);
+/* sm_read without the statistics: root, job, timing, load, the methods'
+ * names, kinds, attributes, shapes and top-k widths, the sweep's points; no
+ * scores are read (mean_abs, frac_*, delta_* NaN; no metrics, agreement or
+ * sweep comparison). For commands that then read a few rows (topk, render). */
+int sm_read_light(sm_summary *s, const char *path, const char *point, at_err *err);
 void sm_free(sm_summary *s);
 
 /* The method named name, or -1. */
