@@ -265,6 +265,7 @@ def make_sweep(out, results):
         f.attrs["format_version"] = 1
         f.attrs["content"] = "sweep"
         f.attrs["n_points"] = 2
+        f.create_dataset("sweep/point", data=np.arange(2, dtype=np.int64))
         f.create_dataset("sweep/name", data=np.array(names, dtype=h5py.string_dtype()))
         f.create_dataset("sweep/methods.ig.n_steps", data=np.array(["16", "32"], dtype=h5py.string_dtype()))
         for name in names:
