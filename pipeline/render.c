@@ -25,6 +25,53 @@ enum { PAD = 8, GAP = 2, BAR_H = 12, FRAME = 2 };
 
 static hid_t rv_root(const rv_file *f) { return (hid_t)f->root; }
 
+/* A 1-D string dataset (variable or fixed length) into malloc'd names:
+ * the count, or -1 when absent or not strings. */
+static int rv_strings(const rv_file *f, const char *rel, char ***names) {
+    *names = NULL;
+    int64_t dims[4];
+    if (rv_dims(f, rel, dims) != 1 || dims[0] > (1 << 20)) return -1;
+    hid_t d = H5Dopen2(rv_root(f), rel, H5P_DEFAULT);
+    hid_t t = H5Dget_type(d);
+    int n = (int)dims[0], rc = -1;
+    if (H5Tget_class(t) == H5T_STRING) {
+        char **out = at_calloc((size_t)n + 1, sizeof *out, "rv strings");
+        if (H5Tis_variable_str(t) > 0) {
+            hid_t mt = H5Tcopy(H5T_C_S1);
+            H5Tset_size(mt, H5T_VARIABLE);
+            H5Tset_cset(mt, H5Tget_cset(t));
+            char **raw = at_calloc((size_t)n + 1, sizeof *raw, "rv strings");
+            if (H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw) >= 0) {
+                for (int i = 0; i < n; i++) out[i] = at_strdup(raw[i] ? raw[i] : "", "rv string");
+                hid_t sp = H5Dget_space(d);
+                H5Dvlen_reclaim(mt, sp, H5P_DEFAULT, raw);
+                H5Sclose(sp);
+                rc = n;
+            }
+            free(raw);
+            H5Tclose(mt);
+        } else {
+            size_t w = H5Tget_size(t);
+            char *buf = at_calloc((size_t)n * w + 1, 1, "rv strings");
+            hid_t mt = H5Tcopy(t);
+            if (H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0) {
+                for (int i = 0; i < n; i++) {
+                    out[i] = at_calloc(w + 1, 1, "rv string");
+                    memcpy(out[i], buf + (size_t)i * w, w);
+                }
+                rc = n;
+            }
+            H5Tclose(mt);
+            free(buf);
+        }
+        if (rc < 0) rv_free_names(out, n);
+        else *names = out;
+    }
+    H5Tclose(t);
+    H5Dclose(d);
+    return rc;
+}
+
 int rv_open(rv_file *f, const char *path, const char *point, at_err *err) {
     f->file = -1;
     f->root = -1;
@@ -48,8 +95,10 @@ int rv_open(rv_file *f, const char *path, const char *point, at_err *err) {
                         "expected \"attrib-results\")", path, fmt ? "\"" : "",
                         fmt ? fmt : "absent", fmt ? "\"" : "");
     } else if (sweep || point) {
+        /* the points in sweep order (/sweep/name), else in name order */
         char **names = NULL;
-        int n = sweep ? rv_members(f, "points", &names) : 0;
+        int n = sweep ? rv_strings(f, "sweep/name", &names) : 0;
+        if (sweep && n <= 0) n = rv_members(f, "points", &names);
         char list[1024] = "";
         size_t len = 0;
         for (int i = 0; i < n && len + 8 < sizeof list; i++)

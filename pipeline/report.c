@@ -84,7 +84,7 @@ static void pic_name(char *out, size_t cap, int point, const char *method) {
 /* Draw one picture into the report directory and add its <img>, or a note
  * saying why there is none (non-image scores, the data moved). */
 static void picture(report_ctx *c, sbuf *b, const sm_summary *s, int point, const char *method,
-                    const char *point_name, int cols) {
+                    const char *point_name, int cols, int caption) {
     char name[300], path[4400];
     pic_name(name, sizeof name, point, method);
     snprintf(path, sizeof path, "%s/%s", c->dir, name);
@@ -107,7 +107,12 @@ static void picture(report_ctx *c, sbuf *b, const sm_summary *s, int point, cons
     c->n_pictures++;
     sb_add(b, "<figure><img src=\"%s\" width=%d height=%d alt=\"", name, info.width, info.height);
     sb_esc(b, method);
-    sb_add(b, "\"><figcaption>%s %lld–%lld", info.influence ? "test samples" : "samples",
+    sb_add(b, "\">");
+    if (!caption) {
+        sb_add(b, "</figure>\n");
+        return;
+    }
+    sb_add(b, "<figcaption>%s %lld–%lld", info.influence ? "test samples" : "samples",
            (long long)info.s0, (long long)info.s1 - 1);
     if (!info.influence && o.scale == RENDER_SCALE_SHARED)
         sb_add(b, "; full colour at |score| >= %.3g (shared scale)", info.scale_max);
@@ -340,8 +345,14 @@ static void method_sections(report_ctx *c, sbuf *b, const sm_summary *s) {
         sb_add(b, " <span class=dim>");
         sb_esc(b, s->methods[m].kind);
         sb_add(b, "</span></h3>\n");
-        picture(c, b, s, -1, s->methods[m].name, s->point, 0);
+        picture(c, b, s, -1, s->methods[m].name, s->point, 0, 1);
     }
+}
+
+/* The last sample drawn of a file of n samples (render's default: 8). */
+static int64_t report_last_sample(const report_ctx *c, int64_t n) {
+    int64_t s1 = c->ro.s1 == INT64_MAX ? n : c->ro.s1 < 0 ? c->ro.s0 + 8 : c->ro.s1;
+    return (s1 < n ? s1 : n) - 1;
 }
 
 static void sweep_sections(report_ctx *c, sbuf *b, const sm_summary *s) {
@@ -385,12 +396,15 @@ static void sweep_sections(report_ctx *c, sbuf *b, const sm_summary *s) {
             sb_esc(b, sw->note);
             sb_add(b, "</p>\n");
         }
-        sb_add(b, "<div class=row>\n");
+        sb_add(b, "<p class=dim>Samples %lld–%lld of every point, one column; each sample's "
+                  "colours span %s.</p>\n<div class=row>\n", (long long)c->ro.s0,
+               (long long)report_last_sample(c, s->n_points ? s->points[0].n_rows : s->n_rows),
+               c->ro.scale == RENDER_SCALE_SHARED ? "one scale per picture" : "its own robust max |score|");
         for (int p = 0; p < s->n_points; p++) {
             sb_add(b, "<div class=point><p>");
             sb_esc(b, s->point_names[p]);
             sb_add(b, "</p>\n");
-            picture(c, b, &s->points[p], p, sw->name, s->point_names[p], 1);
+            picture(c, b, &s->points[p], p, sw->name, s->point_names[p], 1, 0);
             sb_add(b, "</div>\n");
         }
         sb_add(b, "</div>\n");
