@@ -77,10 +77,15 @@ int rv_open(rv_file *f, const char *path, const char *point, at_err *err) {
     f->root = -1;
     snprintf(f->path, sizeof f->path, "%s", path);
     snprintf(f->where, sizeof f->where, "%s", path);
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return at_err_set(err, AT_EUSER, "%s: cannot open (%s)", path, strerror(errno));
+    if (S_ISDIR(st.st_mode))
+        return at_err_set(err, AT_EUSER, "%s: cannot open: a directory, not a results file", path);
     hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (file < 0)
-        return at_err_set(err, AT_EUSER, "%s: cannot open as an HDF5 file (%s)", path,
-                          errno == ENOENT ? "no such file" : "not HDF5, or unreadable");
+        return at_err_set(err, AT_EUSER, "%s: cannot open as an HDF5 file (not HDF5, truncated "
+                          "or unreadable)", path);
     f->file = (int64_t)file;
     hid_t root = H5Gopen2(file, "/", H5P_DEFAULT);
     f->root = (int64_t)root;
