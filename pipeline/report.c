@@ -186,6 +186,11 @@ static void header(sbuf *b, const sm_summary *s) {
                  s->scheduler ? s->scheduler : "");
         kv_row(b, "ranks", buf);
     }
+    double total = sm_attr_num(&s->root, "time_total_s", NAN);
+    if (!isnan(total)) {
+        snprintf(buf, sizeof buf, "%.3g s", total);
+        kv_row(b, "run time", buf);
+    }
     kv_row(b, "started", sm_attr_text(&s->root, "started_at", NULL));
     kv_row(b, "finished", sm_attr_text(&s->root, "finished_at", NULL));
     kv_row(b, "host", sm_attr_text(&s->root, "host", NULL));
