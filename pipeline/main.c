@@ -28,6 +28,10 @@ static const char *USAGE =
     "  import synthetic-tokens --out D.h5 [--n-train N] [--n-test N] [--seq-len T]\n"
     "         [--vocab V] [--seed S]\n"
     "                        a token-sequence task with known relevant tokens (transformers)\n"
+    "  render RESULTS.h5 --method M [--samples A:B] [-o OUT.png] [--point NAME]\n"
+    "                        heatmap overlays (or influence proponents/opponents) as a PNG\n"
+    "  report RESULTS.h5 -o DIR [--samples A:B] [--point NAME]\n"
+    "                        a static HTML page: pictures, metrics, agreement, timing\n"
     "  inspect RESULTS.h5 [--point NAME] [--json]\n"
     "                        summary of a results file: job, methods, statistics, metrics,\n"
     "                        timing, load balance; sweeps: how each setting changed the answer\n"
@@ -107,6 +111,8 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "validate") == 0) return cmd_validate(argc - 2, argv + 2);
     if (strcmp(cmd, "train") == 0) return cmd_train(argc - 2, argv + 2);
     if (strcmp(cmd, "eval") == 0) return cmd_eval(argc - 2, argv + 2);
+    if (strcmp(cmd, "render") == 0) return cmd_render(argc - 2, argv + 2);
+    if (strcmp(cmd, "report") == 0) return cmd_report(argc - 2, argv + 2);
     if (strcmp(cmd, "inspect") == 0) return cmd_inspect(argc - 2, argv + 2);
     if (strcmp(cmd, "topk") == 0) return cmd_topk(argc - 2, argv + 2);
     if (strcmp(cmd, "import") == 0) {

@@ -274,6 +274,8 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_import_synthetic(int argc, char **argv); /* synth.c */
+int cmd_render(int argc, char **argv);           /* render.c */
+int cmd_report(int argc, char **argv);           /* report.c */
 int cmd_inspect(int argc, char **argv);          /* inspect.c */
 int cmd_topk(int argc, char **argv);             /* inspect.c */
 

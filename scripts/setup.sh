@@ -8,10 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkgs=(gcc make cmake pkg-config libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools
-      libopenblas-dev liblapacke-dev libyaml-dev zlib1g-dev dataset-fashion-mnist)
+      libopenblas-dev liblapacke-dev libyaml-dev zlib1g-dev libpng-dev dataset-fashion-mnist)
 if [[ "${1:-}" == "--tests" ]]; then
   pkgs+=(python3 python3-h5py python3-numpy python3-pandas python3-torch python3-xarray
          python3-h5netcdf python3-netcdf4
+         chromium                                             # report screenshot (render.cmake)
          clang libclang-rt-14-dev                             # fuzzing (libFuzzer)
          slurm-wlm slurmctld slurmd slurm-client munge)       # SLURM integration test
 fi

@@ -23,6 +23,8 @@ expect "train --help" 0 "usage: attrib train" -- "$A" train --help
 expect "eval --help" 0 "usage: attrib eval" -- "$A" eval --help
 expect "import --help" 0 "usage: attrib import" -- "$A" import --help
 expect "validate --help" 0 "usage: attrib validate" -- "$A" validate --help
+expect "render --help" 0 "usage: attrib render" -- "$A" render --help
+expect "report --help" 0 "usage: attrib report" -- "$A" report --help
 expect "no command" 2 "usage: attrib COMMAND" -- "$A"
 expect "unknown command" 2 "unknown command 'frobnicate'" -- "$A" frobnicate
 expect "validate quickstart" 0 "job is valid" -- "$A" validate "$SRC/jobs/quickstart.yaml" "${SETS[@]}" \

@@ -408,6 +408,17 @@ def model_truncated(p):
     truncated(MODEL, 0.6)(p)
 
 
+def results_flat(p):
+    """A results file whose scores are flat rows (N, D), not images."""
+    with h5py.File(p, "w") as f:
+        f.attrs["format"] = "attrib-results"
+        f.attrs["format_version"] = 1
+        f.attrs["data_path"] = DATA
+        f.attrs["data_split"] = "test"
+        f.create_dataset("sample", data=np.arange(4, dtype=np.int64))
+        f.create_dataset("attributions/flat/scores", data=np.ones((4, 20), np.float32))
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     made = 0

@@ -53,7 +53,7 @@ add_test(NAME e2e_compare_methods_np2 COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NU
   --set model.path=${E2E}/mlp.h5 --set data.rows=0:64 -o ${E2E}/compare_methods.h5 --fresh
   --set output.overwrite=true)
 set_tests_properties(e2e_compare_methods_np2 PROPERTIES LABELS "e2e;mpi"
-  ENVIRONMENT "${ATTRIB_MPI_ENV}" FIXTURES_REQUIRED "fmnist;mlp" RESOURCE_LOCK cpu
+  ENVIRONMENT "${ATTRIB_MPI_ENV}" FIXTURES_REQUIRED "fmnist;mlp" FIXTURES_SETUP compare_methods RESOURCE_LOCK cpu
   TIMEOUT 600 PASS_REGULAR_EXPRESSION "kernel_shap \\(200 columns\\); completeness")
 
 # Feature groups from a mask dataset of the data file = the same groups from
