@@ -17,6 +17,10 @@ static const char *USAGE =
     "                        compute the job's attributions (1 process or mpirun -n N;\n"
     "                        the results are the same bytes for any N); resumes an\n"
     "                        interrupted run of the same job from OUT.h5.shards/\n"
+    "  run JOB.yaml --points SPEC\n"
+    "                        only a sweep's points I, I:J or I/N (SLURM array tasks)\n"
+    "  merge JOB.yaml [-o OUT.h5] [--set k=v]...\n"
+    "                        merge a sweep's points (OUT.h5.sweep/) into OUT.h5\n"
     "  validate JOB.yaml [--set k=v]...\n"
     "                        check a job file (and its data and model files) without running\n"
     "  train JOB.yaml [--set k=v]...\n"
@@ -65,6 +69,11 @@ int cli_parse_job_args(int argc, char **argv, int allow_out, cli_job_args *a,
                 return at_err_set(err, AT_EUSER, "too many --set options (at most %d)",
                                   (int)(sizeof a->sets / sizeof a->sets[0]));
             a->sets[a->n_sets++] = v;
+        } else if (allow_out && (strcmp(s, "--points") == 0 || strncmp(s, "--points=", 9) == 0)) {
+            const char *v = s[8] == '=' ? s + 9 : (i + 1 < argc ? argv[++i] : NULL);
+            if (!v || !*v)
+                return at_err_set(err, AT_EUSER, "--points needs a value: I, I:J or I/N");
+            a->points = v;
         } else if (allow_out && (strcmp(s, "-o") == 0 || strcmp(s, "--output") == 0)) {
             if (i + 1 >= argc) return at_err_set(err, AT_EUSER, "%s needs a file name", s);
             a->out_path = argv[++i];
@@ -98,6 +107,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (strcmp(cmd, "run") == 0) return cmd_run(argc - 2, argv + 2);
+    if (strcmp(cmd, "merge") == 0) return cmd_merge(argc - 2, argv + 2);
     if (strcmp(cmd, "validate") == 0) return cmd_validate(argc - 2, argv + 2);
     if (strcmp(cmd, "train") == 0) return cmd_train(argc - 2, argv + 2);
     if (strcmp(cmd, "eval") == 0) return cmd_eval(argc - 2, argv + 2);
