@@ -2162,6 +2162,7 @@ char *job_sweep_emit_yaml(const job_sweep *sw) {
 static int sweep_point_error(const job_sweep *sw, const char *source, int p, at_err *err) {
     char msg[AT_ERR_MSG];
     snprintf(msg, sizeof msg, "%s", err->msg);
+    memset(err, 0, sizeof *err); /* the first error wins: this one replaces it */
     for (int k = 0; k < sw->n_keys; k++) {
         const char *set = sw->sets[(size_t)p * sw->n_keys + k];
         size_t n = strlen(set);

@@ -357,8 +357,8 @@ static int prepare_point(run_ctx *c, const cli_job_args *a, const sweep_ctx *s, 
     point_args(a, s, p, pa, owned);
     int rc = run_job_prepare(pc, pa, err);
     if (rc && c->rank == 0)
-        fprintf(stderr, "attrib: sweep point %d of %d: %s\n", p, s->sw->n_points,
-                s->sw->name[p]);
+        fprintf(stderr, "attrib: (the error above is of sweep point %d of %d, '%s')\n", p,
+                s->sw->n_points, s->sw->name[p]);
     return rc;
 }
 
@@ -452,9 +452,6 @@ int sweep_main(run_ctx *c, const cli_job_args *a, const job_sweep *sw, int valid
                        "finishes, or choose another output.path",
                        s.out);
         free(content);
-        if (!err->code && mkdir(s.dir, 0777) != 0 && errno != EEXIST)
-            at_err_set(err, AT_EIO, "%s: cannot create directory %s: %s", s.out, s.dir,
-                       strerror(errno));
         if (!err->code && access(s.stop, F_OK) == 0) {
             AT_INFO("removing the stop file %s left from an earlier run", s.stop);
             unlink(s.stop);
@@ -494,7 +491,13 @@ int sweep_main(run_ctx *c, const cli_job_args *a, const job_sweep *sw, int valid
                            s.out);
                 st[p] = PT_IN_OUT;
             } else {
-                rc = run_job_compute(&pc, &pa, err);
+                /* the directory appears with the first point computed, so a
+                 * sweep refused before that leaves nothing behind */
+                if (c->rank == 0 && mkdir(s.dir, 0777) != 0 && errno != EEXIST)
+                    at_err_set(err, AT_EIO, "%s: cannot create directory %s: %s", s.out,
+                               s.dir, strerror(errno));
+                rc = run_agree(c, err);
+                if (!rc) rc = run_job_compute(&pc, &pa, err);
                 st[p] = PT_IN_FILE;
             }
         }
