@@ -12,12 +12,17 @@
 #include "h5shard.h"
 #include "h5util.h"
 
-/* A 1-D variable-length string dataset of n strings at path. */
-static int write_strings(hid_t f, const char *path, int n, const char *const *s) {
+/* A 1-D variable-length string dataset of n strings at path, along the
+ * dimension scale `point`. */
+static int write_strings(hid_t f, const char *path, int n, const char *const *s,
+                         hid_t point) {
     hsize_t dim = (hsize_t)n;
     hid_t t = h5u_str_type(), sp = H5Screate_simple(1, &dim, NULL);
     hid_t d = H5Dcreate2(f, path, t, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    int rc = d < 0 || H5Dwrite(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, s) < 0 ? -1 : 0;
+    int rc = d < 0 || H5Dwrite(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, s) < 0 ||
+                     H5DSattach_scale(d, point, 0) < 0
+                 ? -1
+                 : 0;
     h5u_close(&d);
     h5u_close(&sp);
     h5u_close(&t);
@@ -126,20 +131,35 @@ int h5_sweep_write(const char *path, const h5_sweep_desc *d, at_err *err) {
             h5u_attr_scalar(f, "n_points", i64, &np))
             rc = at_err_set(err, AT_EIO, "%s: cannot write the root attributes", tmp);
     }
+    hid_t scale = -1; /* /sweep/point: 0..P-1, the dimension of the index */
     if (!rc) {
         g = H5Gcreate2(f, "/sweep", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
         h5u_close(&g);
+        hsize_t dim = (hsize_t)d->n_points;
+        int64_t *idx = at_malloc((size_t)d->n_points * sizeof(int64_t), "point index");
+        for (int p = 0; p < d->n_points; p++) idx[p] = p;
+        hid_t sp = H5Screate_simple(1, &dim, NULL);
+        scale = H5Dcreate2(f, "/sweep/point", H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT,
+                        H5P_DEFAULT);
+        if (scale < 0 || H5Dwrite(scale, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, idx) < 0 ||
+            H5DSset_scale(scale, "point") < 0)
+            rc = at_err_set(err, AT_EIO, "%s: cannot write /sweep/point", tmp);
+        h5u_close(&sp);
+        free(idx);
+    }
+    if (!rc) {
         for (int p = 0; p < d->n_points; p++) col[p] = d->points[p].name;
-        if (write_strings(f, "/sweep/name", d->n_points, col))
+        if (write_strings(f, "/sweep/name", d->n_points, col, scale))
             rc = at_err_set(err, AT_EIO, "%s: cannot write /sweep/name", tmp);
         for (int k = 0; k < d->n_keys && !rc; k++) {
             char dp[1200];
             snprintf(dp, sizeof dp, "/sweep/%s", d->keys[k]);
             for (int p = 0; p < d->n_points; p++) col[p] = d->values[(size_t)p * d->n_keys + k];
-            if (write_strings(f, dp, d->n_points, col))
+            if (write_strings(f, dp, d->n_points, col, scale))
                 rc = at_err_set(err, AT_EIO, "%s: cannot write %s", tmp, dp);
         }
     }
+    h5u_close(&scale);
     if (!rc) {
         g = H5Gcreate2(f, "/points", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
         if (g < 0) rc = at_err_set(err, AT_EIO, "%s: cannot create /points", tmp);
