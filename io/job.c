@@ -2192,6 +2192,14 @@ int job_sweep_parse(const char *text, const char *source, const char *const *ove
         yt_free(root);
         return 0;
     }
+    /* the overrides first, as job_parse applies them (--set 'sweep={...}'
+     * replaces the sweep); one that fails is job_parse's to report */
+    for (int i = 0; i < n_sets; i++)
+        if (apply_set(&c, root, i)) {
+            memset(err, 0, sizeof *err);
+            yt_free(root);
+            return 0;
+        }
     int ks = yt_find(root, "sweep");
     if (ks < 0) {
         yt_free(root);

@@ -226,6 +226,19 @@ bad:
                       "0-based point numbers", spec);
 }
 
+/* mkdir -p dir. 0 or -1 (errno set). */
+static int mkdir_p(const char *dir) {
+    char p[JOB_PATH_MAX + 16];
+    snprintf(p, sizeof p, "%s", dir);
+    for (char *q = p + 1; *q; q++) {
+        if (*q != '/') continue;
+        *q = '\0';
+        if (mkdir(p, 0777) != 0 && errno != EEXIST) return -1;
+        *q = '/';
+    }
+    return mkdir(p, 0777) != 0 && errno != EEXIST ? -1 : 0;
+}
+
 /* Remove OUTPUT.sweep/ (its files; subdirectories are shard directories a
  * point kept, left with a message). Rank 0. */
 static void remove_dir(const char *dir) {
@@ -493,7 +506,7 @@ int sweep_main(run_ctx *c, const cli_job_args *a, const job_sweep *sw, int valid
             } else {
                 /* the directory appears with the first point computed, so a
                  * sweep refused before that leaves nothing behind */
-                if (c->rank == 0 && mkdir(s.dir, 0777) != 0 && errno != EEXIST)
+                if (c->rank == 0 && mkdir_p(s.dir) != 0)
                     at_err_set(err, AT_EIO, "%s: cannot create directory %s: %s", s.out,
                                s.dir, strerror(errno));
                 rc = run_agree(c, err);

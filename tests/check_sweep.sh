@@ -99,6 +99,13 @@ dryrun)
   run 1 run "$J" "${S[@]}" -o dr.h5 --dry-run >dr2.log 2>&1
   grep -q "^total: 4 points (1 done, 3 to do)" dr2.log || { cat dr2.log; bad "dry-run after point 2"; }
   grep -q "^point 0002 .* done$" dr2.log || bad "point 2 not shown done"
+  # docs/jobs.md's dry-run example: the same point lines and totals
+  run 1 run "$SRC/jobs/sweep_ig.yaml" "${S[@]}" --dry-run >ex.log 2>&1 || { cat ex.log; bad "jobs/sweep_ig.yaml dry-run"; }
+  for pat in '^point 0000 ' '^total: '; do
+    want=$(grep "$pat" "$SRC/docs/jobs.md")
+    got=$(grep "$pat" ex.log)
+    [[ -n $want && $want == "$got" ]] || bad "docs/jobs.md shows '$want', the dry-run prints '$got'"
+  done
   # the plan print of a plain run gives the memory estimate too
   sed '/^sweep:/,$d' "$J" >alone.yaml
   run 1 run alone.yaml "${S[@]}" -o x.h5 --dry-run >plain.log 2>&1 || bad "plain dry-run"
