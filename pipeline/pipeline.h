@@ -137,6 +137,7 @@ typedef struct {
     double t_start;
     char started_at[32];
     int fresh;               /* --fresh: discard shards of this output */
+    int sweep_point;         /* a point of a sweep (sweep.c owns the stop file) */
     /* provenance and resume */
     char data_sha[65];
     char *plan_text;         /* "key = value" lines that decide the results */

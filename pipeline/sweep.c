@@ -164,6 +164,7 @@ static void point_ctx(const run_ctx *c, run_ctx *pc) {
     pc->size = c->size;
     pc->t_start = c->t_start;
     pc->fresh = c->fresh;
+    pc->sweep_point = 1;
     memcpy(pc->started_at, c->started_at, sizeof pc->started_at);
 }
 
