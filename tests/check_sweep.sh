@@ -20,7 +20,8 @@ fail=0
 bad() { echo "FAIL $*"; fail=1; }
 run() { local n=$1; shift; "$MPI" -n "$n" "$A" "$@"; }
 same() { "$PY" "$SRC/tests/check_same_results.py" "$@" || bad "check_same_results $*"; }
-NAMES=("n_steps=4,baseline=zero" "n_steps=4,baseline=mean" "n_steps=8,baseline=zero" "n_steps=8,baseline=mean")
+NAMES=("n_steps=4,quadrature=gauss_legendre" "n_steps=4,quadrature=riemann_middle"
+       "n_steps=8,quadrature=gauss_legendre" "n_steps=8,quadrature=riemann_middle")
 
 # the reference: one process, one command
 run 1 run "$J" "${S[@]}" -o ref.h5 >ref.log 2>&1 || { cat ref.log; bad "sweep np1 exited $?"; }
@@ -38,11 +39,11 @@ points)
   : >points.txt
   i=0
   for st in 4 8; do
-    for b in zero mean; do
-      run 1 run alone.yaml "${S[@]}" --set methods.ig.n_steps=$st --set methods.ig.baseline=$b \
+    for q in gauss_legendre riemann_middle; do
+      run 1 run alone.yaml "${S[@]}" --set methods.ig.n_steps=$st --set methods.ig.quadrature=$q \
         -o alone$i.h5 >alone$i.log 2>&1 || { cat alone$i.log; bad "standalone point $i"; }
       printf '%s\t%s\t%s\t%s\n' "${NAMES[i]}" "alone$i.h5" "methods.ig.n_steps=$st" \
-        "methods.ig.baseline=$b" >>points.txt
+        "methods.ig.quadrature=$q" >>points.txt
       i=$((i + 1))
     done
   done
