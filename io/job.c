@@ -1584,6 +1584,9 @@ static int sweep_shape(const yt_ctx *c, const yt_node *v) {
             e->key[strlen(e->key) - 1] == '.' || strstr(e->key, ".."))
             return yt_fail(c, e->line, e->set, path, "expected a --set path of dotted "
                            "keys without '/' or '=' (methods.ig.n_steps, run.seed)");
+        if (strlen(e->key) >= JOB_SWEEP_NAME_MAX)
+            return yt_fail(c, e->line, e->set, path, "a key of %zu bytes; at most %d",
+                           strlen(e->key), JOB_SWEEP_NAME_MAX - 1);
         if (!strncmp(e->key, "sweep", 5) && (!e->key[5] || e->key[5] == '.'))
             return yt_fail(c, e->line, e->set, path, "a sweep cannot sweep itself");
         if (!strcmp(e->key, "output.path") || !strcmp(e->key, "output"))
@@ -2254,6 +2257,15 @@ int job_sweep_parse(const char *text, const char *source, const char *const *ove
             sw->sets[(size_t)p * sw->n_keys + k] = yt_take(&sb);
         }
         sw->name[p] = yt_take(&nb);
+        if (strlen(sw->name[p]) >= JOB_SWEEP_NAME_MAX) {
+            at_err_set(err, AT_EUSER,
+                       "%s: sweep: point %d's name '%.60s...' has %zu bytes, at most %d: "
+                       "sweep fewer keys or shorter values (file values are named by "
+                       "their base name)",
+                       src, p, sw->name[p], strlen(sw->name[p]), JOB_SWEEP_NAME_MAX - 1);
+            job_sweep_free(sw);
+            return AT_EUSER;
+        }
         for (int q = 0; q < p; q++)
             if (!strcmp(sw->name[q], sw->name[p])) {
                 at_err_set(err, AT_EUSER,

@@ -373,6 +373,7 @@ const char *job_target_name(const job_method *m, char *buf, size_t cap);
  * '/' never appears in a name. */
 #define JOB_SWEEP_MAX_KEYS 16
 #define JOB_SWEEP_MAX_POINTS 4096
+#define JOB_SWEEP_NAME_MAX 256 /* bytes of a point name, and of a key */
 
 typedef struct {
     int n_keys;

@@ -277,15 +277,14 @@ static int merge(run_ctx *c, const sweep_ctx *s, const uint8_t *st, char (*hash)
     const job_sweep *sw = s->sw;
     int rc = 0;
     if (c->rank == 0) {
-        char line[JOB_PATH_MAX + 200];
         size_t cap = 1, len = 0;
         for (int p = 0; p < sw->n_points; p++) cap += strlen(sw->name[p]) + 90;
         char *text = at_malloc(cap, "sweep plan");
         text[0] = '\0';
         for (int p = 0; p < sw->n_points; p++) {
-            snprintf(line, sizeof line, "%04d %s %s\n", p, hash[p], sw->name[p]);
-            memcpy(text + len, line, strlen(line) + 1);
-            len += strlen(line);
+            int w = snprintf(text + len, cap - len, "%04d %s %s\n", p, hash[p], sw->name[p]);
+            AT_CHECK(w > 0 && (size_t)w < cap - len);
+            len += (size_t)w;
         }
         char plan_hash[65];
         at_sha256_buf_hex(text, len, plan_hash);
