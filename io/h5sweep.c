@@ -14,8 +14,7 @@
 
 /* A 1-D variable-length string dataset of n strings at path, along the
  * dimension scale `point`. */
-static int write_strings(hid_t f, const char *path, int n, const char *const *s,
-                         hid_t point) {
+static int write_strings(hid_t f, const char *path, int n, const char *const *s, hid_t point) {
     hsize_t dim = (hsize_t)n;
     hid_t t = h5u_str_type(), sp = H5Screate_simple(1, &dim, NULL);
     hid_t d = H5Dcreate2(f, path, t, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
@@ -38,8 +37,8 @@ static int write_strings(hid_t f, const char *path, int n, const char *const *s,
  * between the copies (H5DSattach_scale). */
 
 typedef struct {
-    hid_t src, dst;      /* the copied object in the source file, the copy */
-    size_t src_prefix;   /* length of the source object's path ("/" = 1) */
+    hid_t src, dst;    /* the copied object in the source file, the copy */
+    size_t src_prefix; /* length of the source object's path ("/" = 1) */
     int failed;
 } rescale;
 
@@ -127,8 +126,7 @@ int h5_sweep_write(const char *path, const h5_sweep_desc *d, at_err *err) {
             h5u_attr_scalar(f, "format_version", i64, &one) ||
             h5u_attr_str(f, "content", "sweep") || h5u_attr_str(f, "job_yaml", d->job_yaml) ||
             h5u_attr_str(f, "job_file", d->job_file) || h5u_attr_str(f, "plan", d->plan) ||
-            h5u_attr_str(f, "plan_hash", d->plan_hash) ||
-            h5u_attr_scalar(f, "n_points", i64, &np))
+            h5u_attr_str(f, "plan_hash", d->plan_hash) || h5u_attr_scalar(f, "n_points", i64, &np))
             rc = at_err_set(err, AT_EIO, "%s: cannot write the root attributes", tmp);
     }
     hid_t scale = -1; /* /sweep/point: 0..P-1, the dimension of the index */
@@ -139,9 +137,10 @@ int h5_sweep_write(const char *path, const h5_sweep_desc *d, at_err *err) {
         int64_t *idx = at_malloc((size_t)d->n_points * sizeof(int64_t), "point index");
         for (int p = 0; p < d->n_points; p++) idx[p] = p;
         hid_t sp = H5Screate_simple(1, &dim, NULL);
-        scale = H5Dcreate2(f, "/sweep/point", H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT,
-                        H5P_DEFAULT);
-        if (scale < 0 || H5Dwrite(scale, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, idx) < 0 ||
+        scale =
+            H5Dcreate2(f, "/sweep/point", H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        if (scale < 0 ||
+            H5Dwrite(scale, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, idx) < 0 ||
             H5DSset_scale(scale, "point") < 0)
             rc = at_err_set(err, AT_EIO, "%s: cannot write /sweep/point", tmp);
         h5u_close(&sp);
@@ -178,8 +177,10 @@ int h5_sweep_write(const char *path, const h5_sweep_desc *d, at_err *err) {
         hid_t sg = rc ? -1 : H5Gopen2(s, pt->src_obj, H5P_DEFAULT);
         hid_t dg = rc ? -1 : H5Gopen2(f, dst, H5P_DEFAULT);
         if (!rc && (sg < 0 || dg < 0 || reattach_scales(sg, pt->src_obj, dg)))
-            rc = at_err_set(err, AT_EIO, "%s: cannot attach the dimension scales of %s "
-                            "(point %d, '%s') again", path, dst, p, pt->name);
+            rc = at_err_set(err, AT_EIO,
+                            "%s: cannot attach the dimension scales of %s "
+                            "(point %d, '%s') again",
+                            path, dst, p, pt->name);
         h5u_close(&dg);
         h5u_close(&sg);
         h5u_close(&s);

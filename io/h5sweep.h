@@ -23,14 +23,14 @@ typedef struct {
 } h5_sweep_point;
 
 typedef struct {
-    const char *job_yaml;          /* the sweep's job (a point's job plus sweep:) */
+    const char *job_yaml; /* the sweep's job (a point's job plus sweep:) */
     const char *job_file;
-    const char *plan;              /* one line per point with its plan hash */
-    const char *plan_hash;         /* SHA-256 of plan */
+    const char *plan;      /* one line per point with its plan hash */
+    const char *plan_hash; /* SHA-256 of plan */
     int n_points, n_keys;
-    const char *const *keys;       /* (n_keys) --set paths */
-    const char *const *values;     /* (n_points, n_keys) value text */
-    const h5_sweep_point *points;  /* (n_points) */
+    const char *const *keys;      /* (n_keys) --set paths */
+    const char *const *values;    /* (n_points, n_keys) value text */
+    const h5_sweep_point *points; /* (n_points) */
 } h5_sweep_desc;
 
 /* Write the sweep file at path (PATH.tmp, then renamed). Returns 0, or

@@ -220,11 +220,15 @@ static int parse_points(const char *spec, int n, uint8_t *sel, at_err *err) {
     for (long p = i; p < j; p++) sel[p] = 1;
     return 0;
 range:
-    return at_err_set(err, AT_EUSER, "--points %s: the sweep has %d points (0..%d); I:J is "
-                      "half-open with I < J <= %d", spec, n, n - 1, n);
+    return at_err_set(err, AT_EUSER,
+                      "--points %s: the sweep has %d points (0..%d); I:J is "
+                      "half-open with I < J <= %d",
+                      spec, n, n - 1, n);
 bad:
-    return at_err_set(err, AT_EUSER, "--points %s: expected I, I:J (half-open) or I/N, with "
-                      "0-based point numbers", spec);
+    return at_err_set(err, AT_EUSER,
+                      "--points %s: expected I, I:J (half-open) or I/N, with "
+                      "0-based point numbers",
+                      spec);
 }
 
 /* mkdir -p dir. 0 or -1 (errno set). */
@@ -262,9 +266,8 @@ static void remove_dir(const char *dir) {
 static int same_job(const sweep_ctx *s, const run_ctx *c) {
     (void)c;
     char *content = NULL, *jf = NULL;
-    int same = h5_file_root_attr(s->out, "content", &content) == 0 &&
-               !strcmp(content, "sweep") && h5_file_root_attr(s->out, "job_file", &jf) == 0 &&
-               !strcmp(jf, s->job_file);
+    int same = h5_file_root_attr(s->out, "content", &content) == 0 && !strcmp(content, "sweep") &&
+               h5_file_root_attr(s->out, "job_file", &jf) == 0 && !strcmp(jf, s->job_file);
     free(content);
     free(jf);
     return same;
@@ -272,8 +275,7 @@ static int same_job(const sweep_ctx *s, const run_ctx *c) {
 
 /* Merge every point (status st[p], plan hash hash[p]) into OUTPUT. Rank 0
  * writes; the code is agreed. */
-static int merge(run_ctx *c, const sweep_ctx *s, const uint8_t *st, char (*hash)[65],
-                 at_err *err) {
+static int merge(run_ctx *c, const sweep_ctx *s, const uint8_t *st, char (*hash)[65], at_err *err) {
     const job_sweep *sw = s->sw;
     int rc = 0;
     if (c->rank == 0) {
@@ -302,9 +304,9 @@ static int merge(run_ctx *c, const sweep_ctx *s, const uint8_t *st, char (*hash)
                             s->out, old ? old : "none", s->dir);
         } else {
             h5_sweep_point *pts = at_calloc((size_t)sw->n_points, sizeof *pts, "sweep points");
-            char (*files)[JOB_PATH_MAX + 32] =
+            char(*files)[JOB_PATH_MAX + 32] =
                 at_malloc((size_t)sw->n_points * sizeof *files, "point files");
-            char (*objs)[JOB_NAME_MAX * 20] =
+            char(*objs)[JOB_NAME_MAX * 20] =
                 at_malloc((size_t)sw->n_points * sizeof *objs, "point groups");
             char *src_out = NULL;
             for (int p = 0; p < sw->n_points && !rc; p++) {
@@ -316,8 +318,8 @@ static int merge(run_ctx *c, const sweep_ctx *s, const uint8_t *st, char (*hash)
                         src_out = at_malloc(n, "old sweep");
                         snprintf(src_out, n, "%s.old", s->out);
                         if (rename(s->out, src_out) != 0)
-                            rc = at_err_set(err, AT_EIO, "%s: cannot rename to %s: %s",
-                                            s->out, src_out, strerror(errno));
+                            rc = at_err_set(err, AT_EIO, "%s: cannot rename to %s: %s", s->out,
+                                            src_out, strerror(errno));
                     }
                     snprintf(files[p], sizeof files[p], "%s", src_out);
                     snprintf(objs[p], sizeof objs[p], "/points/%s", sw->name[p]);
@@ -328,16 +330,20 @@ static int merge(run_ctx *c, const sweep_ctx *s, const uint8_t *st, char (*hash)
                 pts[p].src_file = files[p];
                 pts[p].src_obj = objs[p];
             }
-            const char **vals = at_malloc((size_t)sw->n_points * sw->n_keys * sizeof(char *) + 1,
-                                          "sweep values");
+            const char **vals =
+                at_malloc((size_t)sw->n_points * sw->n_keys * sizeof(char *) + 1, "sweep values");
             for (int p = 0; p < sw->n_points; p++)
                 for (int k = 0; k < sw->n_keys; k++)
                     vals[(size_t)p * sw->n_keys + k] = sw->val[k][job_sweep_index(sw, p, k)];
-            h5_sweep_desc d = {.job_yaml = s->job_yaml, .job_file = s->job_file,
-                               .plan = text, .plan_hash = plan_hash,
-                               .n_points = sw->n_points, .n_keys = sw->n_keys,
+            h5_sweep_desc d = {.job_yaml = s->job_yaml,
+                               .job_file = s->job_file,
+                               .plan = text,
+                               .plan_hash = plan_hash,
+                               .n_points = sw->n_points,
+                               .n_keys = sw->n_keys,
                                .keys = (const char *const *)sw->key,
-                               .values = vals, .points = pts};
+                               .values = vals,
+                               .points = pts};
             if (!rc) rc = h5_sweep_write(s->out, &d, err);
             if (src_out) {
                 if (rc)
@@ -346,8 +352,8 @@ static int merge(run_ctx *c, const sweep_ctx *s, const uint8_t *st, char (*hash)
                     unlink(src_out);
             }
             if (!rc) {
-                printf("wrote %s: %d points of the sweep (/points/<name>, index /sweep)\n",
-                       s->out, sw->n_points);
+                printf("wrote %s: %d points of the sweep (/points/<name>, index /sweep)\n", s->out,
+                       sw->n_points);
                 if (!s->keep) remove_dir(s->dir);
             }
             free(vals);
@@ -364,8 +370,8 @@ static int merge(run_ctx *c, const sweep_ctx *s, const uint8_t *st, char (*hash)
 }
 
 /* Prepare point p (job, inputs, plan, digest, plan hash). Collective. */
-static int prepare_point(run_ctx *c, const cli_job_args *a, const sweep_ctx *s, int p,
-                         run_ctx *pc, cli_job_args *pa, char **owned, at_err *err) {
+static int prepare_point(run_ctx *c, const cli_job_args *a, const sweep_ctx *s, int p, run_ctx *pc,
+                         cli_job_args *pa, char **owned, at_err *err) {
     point_ctx(c, pc);
     point_args(a, s, p, pa, owned);
     int rc = run_job_prepare(pc, pa, err);
@@ -376,8 +382,8 @@ static int prepare_point(run_ctx *c, const cli_job_args *a, const sweep_ctx *s, 
 }
 
 /* One line per point and the totals (validate, --dry-run). */
-static int sweep_describe(run_ctx *c, const cli_job_args *a, const sweep_ctx *s,
-                          const uint8_t *sel, int validate_only, at_err *err) {
+static int sweep_describe(run_ctx *c, const cli_job_args *a, const sweep_ctx *s, const uint8_t *sel,
+                          int validate_only, at_err *err) {
     const job_sweep *sw = s->sw;
     double t_passes = 0, t_bytes = 0, peak = 0;
     int n_sel = 0, n_done = 0, rc = 0;
@@ -401,12 +407,12 @@ static int sweep_describe(run_ctx *c, const cli_job_args *a, const sweep_ctx *s,
             at_human_bytes(bytes, hb, sizeof hb);
             size_t len = 0;
             for (int k = 0; k < sw->n_keys; k++) {
-                int w = snprintf(ov + len, sizeof ov - len, "%s--set %s",
-                                 k ? " " : "", sw->sets[(size_t)p * sw->n_keys + k]);
+                int w = snprintf(ov + len, sizeof ov - len, "%s--set %s", k ? " " : "",
+                                 sw->sets[(size_t)p * sw->n_keys + k]);
                 if (w > 0 && (size_t)w < sizeof ov - len) len += (size_t)w;
             }
-            printf("point %04d %-28s %s: %lld units, %.0f passes, output %s, %s\n", p,
-                   sw->name[p], ov, (long long)pc.p.n_units, passes, hb,
+            printf("point %04d %-28s %s: %lld units, %.0f passes, output %s, %s\n", p, sw->name[p],
+                   ov, (long long)pc.p.n_units, passes, hb,
                    st == PT_IN_FILE || st == PT_IN_OUT ? "done" : "to do");
             t_passes += passes;
             t_bytes += bytes;
@@ -422,12 +428,13 @@ static int sweep_describe(run_ctx *c, const cli_job_args *a, const sweep_ctx *s,
         char hb[32], mb[32];
         at_human_bytes(t_bytes, hb, sizeof hb);
         at_human_bytes(peak, mb, sizeof mb);
-        if (validate_only) printf("%s: job is valid (%d sweep points)\n", a->job_path, sw->n_points);
+        if (validate_only)
+            printf("%s: job is valid (%d sweep points)\n", a->job_path, sw->n_points);
         printf("total: %d point%s (%d done, %d to do), %.0f forward+backward passes "
                "(%.0f per rank); output at most %s before compression; memory per rank "
                "about %s (the largest point)\n",
-               n_sel, n_sel == 1 ? "" : "s", n_done, n_sel - n_done, t_passes,
-               t_passes / c->size, hb, mb);
+               n_sel, n_sel == 1 ? "" : "s", n_done, n_sel - n_done, t_passes, t_passes / c->size,
+               hb, mb);
     }
     return 0;
 }
@@ -446,7 +453,7 @@ int sweep_main(run_ctx *c, const cli_job_args *a, const job_sweep *sw, int valid
     if (rc) return rc;
     const int n = sw->n_points;
     uint8_t *sel = at_malloc((size_t)n, "point selection"), *st = at_calloc((size_t)n, 1, "points");
-    char (*hash)[65] = at_calloc((size_t)n, sizeof *hash, "plan hashes");
+    char(*hash)[65] = at_calloc((size_t)n, sizeof *hash, "plan hashes");
     parse_points(a->points, n, sel, err);
     if ((rc = run_agree(c, err))) goto done;
     int all = 1;
@@ -477,7 +484,8 @@ int sweep_main(run_ctx *c, const cli_job_args *a, const job_sweep *sw, int valid
         if (!sel[p]) continue;
         if (stop_requested(c, &s)) {
             if (c->rank == 0) {
-                fprintf(stderr, "attrib: stopped early: %s. %d of %d selected sweep points "
+                fprintf(stderr,
+                        "attrib: stopped early: %s. %d of %d selected sweep points "
                         "are done and kept in %s/; rerun the same command to resume (exit %d).\n",
                         stop_signal_received() ? "a signal" : "the stop file appeared", n_run,
                         n_sel, s.dir, AT_EXIT_RESUMABLE);
@@ -500,15 +508,14 @@ int sweep_main(run_ctx *c, const cli_job_args *a, const job_sweep *sw, int valid
             MPI_Bcast(&status, 1, MPI_INT, 0, c->comm);
             if (status == PT_IN_OUT && !c->fresh) {
                 if (c->rank == 0)
-                    printf("point %d (%s): already in %s; nothing to do\n", p, sw->name[p],
-                           s.out);
+                    printf("point %d (%s): already in %s; nothing to do\n", p, sw->name[p], s.out);
                 st[p] = PT_IN_OUT;
             } else {
                 /* the directory appears with the first point computed, so a
                  * sweep refused before that leaves nothing behind */
                 if (c->rank == 0 && mkdir_p(s.dir) != 0)
-                    at_err_set(err, AT_EIO, "%s: cannot create directory %s: %s", s.out,
-                               s.dir, strerror(errno));
+                    at_err_set(err, AT_EIO, "%s: cannot create directory %s: %s", s.out, s.dir,
+                               strerror(errno));
                 rc = run_agree(c, err);
                 if (!rc) rc = run_job_compute(&pc, &pa, err);
                 st[p] = PT_IN_FILE;
@@ -518,8 +525,8 @@ int sweep_main(run_ctx *c, const cli_job_args *a, const job_sweep *sw, int valid
         free(owned);
         if (!rc) n_run++;
         if (rc == AT_EXIT_RESUMABLE && c->rank == 0)
-            fprintf(stderr, "attrib: sweep: %d of %d selected points done, kept in %s/\n",
-                    n_run, n_sel, s.dir);
+            fprintf(stderr, "attrib: sweep: %d of %d selected points done, kept in %s/\n", n_run,
+                    n_sel, s.dir);
     }
     if (rc) goto done;
     if (!all) {
@@ -584,7 +591,7 @@ int cmd_merge(int argc, char **argv) {
     if ((rc = ctx_init(&c, &a, &sw, &s, &err))) goto out_sw;
     const int n = sw.n_points;
     uint8_t *st = at_calloc((size_t)n, 1, "points");
-    char (*hash)[65] = at_calloc((size_t)n, sizeof *hash, "plan hashes");
+    char(*hash)[65] = at_calloc((size_t)n, sizeof *hash, "plan hashes");
     for (int p = 0; p < n && !rc; p++) {
         run_ctx pc;
         cli_job_args pa;
@@ -606,9 +613,9 @@ int cmd_merge(int argc, char **argv) {
             bad++;
             char f[JOB_PATH_MAX + 32];
             point_file(&s, p, f, sizeof f);
-            int w = snprintf(list + len, sizeof list - len, "%s%d (%s, %s: %s)",
-                             len ? ", " : "", p, sw.name[p], f,
-                             st[p] == PT_STALE ? "stale: of another plan" : "missing");
+            int w =
+                snprintf(list + len, sizeof list - len, "%s%d (%s, %s: %s)", len ? ", " : "", p,
+                         sw.name[p], f, st[p] == PT_STALE ? "stale: of another plan" : "missing");
             if (w > 0 && (size_t)w < sizeof list - len) len += (size_t)w;
         }
         if (bad)

@@ -58,8 +58,9 @@ slices)
   run 1 merge "$J" "${S[@]}" -o sl.h5 >m1.log 2>&1
   rc=$?
   [[ $rc == 2 ]] || bad "merge with points 1 and 3 missing exited $rc, expected 2"
-  grep -q "1 (${NAMES[1]}" m1.log && grep -q "3 (${NAMES[3]}" m1.log ||
-    { cat m1.log; bad "merge does not name the missing points"; }
+  if ! grep -q "1 (${NAMES[1]}" m1.log || ! grep -q "3 (${NAMES[3]}" m1.log; then
+    cat m1.log; bad "merge does not name the missing points"
+  fi
   [[ ! -e sl.h5 && ! -e sl.h5.tmp ]] || bad "a refused merge left a file"
   run 3 run "$J" "${S[@]}" -o sl.h5 --points 1/2 >s1.log 2>&1 || { cat s1.log; bad "--points 1/2"; }
   run 1 merge "$J" "${S[@]}" -o sl.h5 >m2.log 2>&1 || { cat m2.log; bad "merge exited $?"; }
