@@ -516,6 +516,15 @@ int sweep_main(run_ctx *c, const cli_job_args *a, const job_sweep *sw, int valid
                 if (c->rank == 0 && mkdir_p(s.dir) != 0)
                     at_err_set(err, AT_EIO, "%s: cannot create directory %s: %s", s.out, s.dir,
                                strerror(errno));
+                /* a point file of an earlier state of the sweep is ours to
+                 * replace (a plain run would ask for output.overwrite) */
+                if (c->rank == 0 && status == PT_STALE && !err->code) {
+                    char f[JOB_PATH_MAX + 32];
+                    point_file(&s, p, f, sizeof f);
+                    AT_INFO("point %d (%s): %s holds another plan; computing it again", p,
+                            sw->name[p], f);
+                    unlink(f);
+                }
                 rc = run_agree(c, err);
                 if (!rc) rc = run_job_compute(&pc, &pa, err);
                 st[p] = PT_IN_FILE;

@@ -5,7 +5,8 @@
 #   ranks   the one-shot sweep on 1, 2 and 3 ranks: the same bytes
 #   points  each /points/<name> equals a standalone run with its --set
 #           options (check_sweep.py); the docs' ```python sweep blocks run
-#   slices  --points 0/2 and 1/2 + attrib merge = the one-shot sweep; merge
+#   slices  --points 0/2 and 1/2 + attrib merge = the one-shot sweep (a
+#           stale point file of another plan is computed again); merge
 #           with a point missing exits 2 naming it; a rerun computes nothing
 #   stop    a stop file after the first point: exit 75, points kept, no
 #           OUT; the rerun finishes to the same bytes
@@ -52,7 +53,10 @@ points)
     "results/sweep_ig.h5=$W/ref.h5" || bad "docs/format.md python sweep blocks"
   ;;
 slices)
+  # point 0 of another plan first: the slice must compute it again
+  run 1 run "$J" "${S[@]}" -o sl.h5 --points 0 --set data.rows=0:40 >stale.log 2>&1 || bad "--points 0"
   run 2 run "$J" "${S[@]}" -o sl.h5 --points 0/2 >s0.log 2>&1 || { cat s0.log; bad "--points 0/2"; }
+  grep -q "0000.h5 holds another plan; computing it again" s0.log || bad "stale point 0 not replaced"
   [[ -f sl.h5.sweep/0000.h5 && -f sl.h5.sweep/0002.h5 && ! -e sl.h5.sweep/0001.h5 && ! -e sl.h5 ]] ||
     bad "--points 0/2 did not write exactly points 0 and 2 (or merged)"
   run 1 merge "$J" "${S[@]}" -o sl.h5 >m1.log 2>&1
