@@ -70,6 +70,8 @@ typedef enum {
     T_NAMES,       /* int count at .off, char[.hi][.cap] at .off2: 0 to .hi
                       distinct layer names ([A-Za-z0-9_.-]+) */
     T_PATHS,       /* the same for 0 to .hi distinct non-empty paths */
+    T_SWEEP,       /* the top-level sweep: mapping (job_sweep_parse reads it;
+                      a point's job ignores it and never emits it) */
 } ftype;
 
 typedef enum {
@@ -469,7 +471,12 @@ _Static_assert(ENG_LOSS_XENT == 0 && ENG_LOSS_MSE == 1, "LOSS_NAMES");
       .off = JOFF(overwrite))                                                  \
     X("output.keep_shards", "boolean", "false",                                \
       "true = keep OUTPUT.shards/ (the per-rank unit files) after the "        \
-      "results file is assembled.", .t = T_BOOL, .off = JOFF(keep_shards))
+      "results file is assembled.", .t = T_BOOL, .off = JOFF(keep_shards))     \
+    X("sweep", "mapping", "—",                                                 \
+      "A grid of runs: each key is a --set path (methods.ig.n_steps, "         \
+      "run.seed, model.path, ...), each value a non-empty list of values; "    \
+      "every combination (first key slowest) is one point (docs/jobs.md, "     \
+      "Sweeps). methods jobs only.", .t = T_SWEEP)
 
 #define AS_DOC(path, type, deflt, doc, ...) {path, type, deflt, doc},
 #define AS_RULE(path, type, deflt, doc, ...) {__VA_ARGS__},
@@ -982,7 +989,8 @@ static int conv(const yt_ctx *c, int ri, const char *path, const yt_node *v,
                          (int *)(void *)((char *)base + r->off2));
     case T_SECTION:
     case T_METHODS:
-    case T_INFLUENCE: break;
+    case T_INFLUENCE:
+    case T_SWEEP: break;
     }
     return at_err_set(c->err, AT_EINTERNAL, "job: %s: no converter", path);
 }
@@ -1553,6 +1561,46 @@ static int tda_rules(const yt_ctx *c, const yt_node *root, const yt_node **at, j
     return 0;
 }
 
+/* The sweep's shape (job_sweep_parse expands it): a mapping of --set paths
+ * to non-empty lists. A point's job is the file with the point's values as
+ * overrides; the sweep itself changes nothing in it. */
+static int sweep_shape(const yt_ctx *c, const yt_node *v) {
+    char got[YT_SHOW_MAX + 64];
+    if (v->type != YT_MAP)
+        return yt_fail_at(c, v, "sweep", "a mapping of --set paths to lists of values "
+                          "(methods.ig.n_steps: [16, 32])", show(v, got, sizeof got));
+    if (v->n == 0)
+        return yt_fail(c, v->line, v->set, "sweep", "no keys: give at least one --set path "
+                       "and its list of values, or leave sweep out");
+    if (v->n > JOB_SWEEP_MAX_KEYS)
+        return yt_fail(c, v->line, v->set, "sweep", "%d keys; at most %d", v->n,
+                       JOB_SWEEP_MAX_KEYS);
+    if (check_dups(c, v, "sweep")) return c->err->code;
+    for (int i = 0; i < v->n; i++) {
+        const yt_entry *e = &v->ent[i];
+        char path[512];
+        snprintf(path, sizeof path, "sweep.%.500s", e->key);
+        if (!*e->key || strchr(e->key, '/') || strchr(e->key, '=') || e->key[0] == '.' ||
+            e->key[strlen(e->key) - 1] == '.' || strstr(e->key, ".."))
+            return yt_fail(c, e->line, e->set, path, "expected a --set path of dotted "
+                           "keys without '/' or '=' (methods.ig.n_steps, run.seed)");
+        if (strlen(e->key) >= JOB_SWEEP_NAME_MAX)
+            return yt_fail(c, e->line, e->set, path, "a key of %zu bytes; at most %d",
+                           strlen(e->key), JOB_SWEEP_NAME_MAX - 1);
+        if (!strncmp(e->key, "sweep", 5) && (!e->key[5] || e->key[5] == '.'))
+            return yt_fail(c, e->line, e->set, path, "a sweep cannot sweep itself");
+        if (!strcmp(e->key, "output.path") || !strcmp(e->key, "output"))
+            return yt_fail(c, e->line, e->set, path, "output.path cannot be swept: every "
+                           "point goes to OUTPUT.sweep/NNNN.h5 and the sweep to output.path");
+        if (e->val->type != YT_SEQ)
+            return yt_fail_at(c, e->val, path, "a list of values ([16, 32])",
+                              show(e->val, got, sizeof got));
+        if (e->val->n == 0)
+            return yt_fail(c, e->val->line, e->val->set, path, "the list of values is empty");
+    }
+    return 0;
+}
+
 /* The whole job from the (overridden) tree: defaults, then every top-level
  * key in file order, then the fields that purpose requires. */
 static int fill_job(const yt_ctx *c, const yt_node *root, job_purpose purpose, job *j) {
@@ -1570,6 +1618,7 @@ static int fill_job(const yt_ctx *c, const yt_node *root, job_purpose purpose, j
         at[ri] = e->val;
         int rc = RULES[ri].t == T_METHODS     ? fill_methods(c, e->val, j)
                  : RULES[ri].t == T_INFLUENCE ? fill_influence_list(c, e->val, j, seed_given)
+                 : RULES[ri].t == T_SWEEP     ? sweep_shape(c, e->val)
                                               : fill_section(c, ri, e->val, j, at);
         if (rc) return rc;
     }
@@ -1910,7 +1959,8 @@ static int emit_field(yt_buf *b, int ri, const void *base, const char *indent) {
     case T_LAYERS:
     case T_SECTION:
     case T_METHODS:
-    case T_INFLUENCE: AT_CHECK(!"not a leaf field");
+    case T_INFLUENCE:
+    case T_SWEEP: AT_CHECK(!"not a leaf field");
     }
     yt_add(b, "\n");
     return 1;
@@ -2000,6 +2050,7 @@ char *job_emit_yaml(const job *j) {
             for (int i = 0; i < j->n_influence; i++) emit_influence(&b, &j->influence[i]);
             continue;
         }
+        if (RULES[si].t == T_SWEEP) continue; /* a point's job has none */
         if (!strcmp(sect, "train") && !j->has_train) continue;
         if ((!strcmp(sect, "train_data") || !strcmp(sect, "ground_truth")) &&
             j->n_influence == 0)
@@ -2014,4 +2065,235 @@ char *job_emit_yaml(const job *j) {
         free(body.s);
     }
     return yt_take(&b);
+}
+
+/* ------------------------------------------------------------- sweeps */
+
+/* v as flow YAML that reads back as v (a --set value). */
+static void flow_emit(yt_buf *b, const yt_node *v) {
+    if (v->type == YT_SCALAR) {
+        if (v->plain)
+            yt_add(b, "%s", v->text);
+        else
+            yt_emit_str(b, v->text);
+        return;
+    }
+    yt_add(b, "%s", v->type == YT_SEQ ? "[" : "{");
+    for (int i = 0; i < v->n; i++) {
+        if (i) yt_add(b, ", ");
+        if (v->type == YT_MAP) {
+            const char *k = v->ent[i].key;
+            if (*k && strspn(k, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                "0123456789_-") == strlen(k))
+                yt_add(b, "%s", k);
+            else
+                yt_emit_str(b, k);
+            yt_add(b, ": ");
+        }
+        flow_emit(b, v->ent[i].val);
+    }
+    yt_add(b, "%s", v->type == YT_SEQ ? "]" : "}");
+}
+
+/* A value as it appears in point names: its text (flow text without
+ * spaces for a collection); with a '/', its base name; without .h5. */
+static char *shown_value(const yt_node *v) {
+    yt_buf b = {0};
+    if (v->type == YT_SCALAR)
+        yt_add(&b, "%s", v->text);
+    else
+        flow_emit(&b, v);
+    char *t = yt_take(&b);
+    size_t w = 0;
+    for (size_t i = 0; t[i]; i++)
+        if (v->type == YT_SCALAR || t[i] != ' ') t[w++] = t[i];
+    t[w] = '\0';
+    char *slash = strrchr(t, '/');
+    if (slash && slash[1]) memmove(t, slash + 1, strlen(slash + 1) + 1);
+    size_t n = strlen(t);
+    if (n > 3 && !strcmp(t + n - 3, ".h5")) t[n - 3] = '\0';
+    for (char *q = t; *q; q++)
+        if (*q == '/') *q = '_';
+    return t;
+}
+
+int job_sweep_index(const job_sweep *sw, int p, int k) {
+    AT_CHECK(sw != NULL && p >= 0 && p < sw->n_points && k >= 0 && k < sw->n_keys);
+    int idx = 0;
+    for (int i = sw->n_keys - 1; i >= k; i--) {
+        idx = p % sw->n_vals[i];
+        p /= sw->n_vals[i];
+    }
+    return idx;
+}
+
+void job_sweep_free(job_sweep *sw) {
+    if (!sw) return;
+    for (int k = 0; k < sw->n_keys; k++) {
+        for (int i = 0; i < sw->n_vals[k]; i++) {
+            free(sw->val[k][i]);
+            free(sw->shown[k][i]);
+        }
+        free(sw->val[k]);
+        free(sw->shown[k]);
+        free(sw->key[k]);
+        free(sw->label[k]);
+    }
+    for (int p = 0; p < sw->n_points; p++) free(sw->name[p]);
+    for (int64_t i = 0; i < (int64_t)sw->n_points * sw->n_keys; i++) free(sw->sets[i]);
+    free(sw->name);
+    free(sw->sets);
+    memset(sw, 0, sizeof *sw);
+}
+
+char *job_sweep_emit_yaml(const job_sweep *sw) {
+    AT_CHECK(sw != NULL);
+    yt_buf b = {0};
+    yt_add(&b, "sweep:\n");
+    for (int k = 0; k < sw->n_keys; k++) {
+        yt_add(&b, "  %s: [", sw->key[k]);
+        for (int i = 0; i < sw->n_vals[k]; i++)
+            yt_add(&b, "%s%s", i ? ", " : "", sw->val[k][i]);
+        yt_add(&b, "]\n");
+    }
+    return yt_take(&b);
+}
+
+/* A point's job_parse error, told as the sweep's: when the message starts
+ * with "--set KEY=VALUE: " of one of the point's sets it names sweep.KEY,
+ * else every key of the point. */
+static int sweep_point_error(const job_sweep *sw, const char *source, int p, at_err *err) {
+    char msg[AT_ERR_MSG];
+    snprintf(msg, sizeof msg, "%s", err->msg);
+    memset(err, 0, sizeof *err); /* the first error wins: this one replaces it */
+    for (int k = 0; k < sw->n_keys; k++) {
+        const char *set = sw->sets[(size_t)p * sw->n_keys + k];
+        size_t n = strlen(set);
+        if (!strncmp(msg, "--set ", 6) && !strncmp(msg + 6, set, n) && msg[6 + n] == ':') {
+            const char *rest = msg + 6 + n + 1;
+            while (*rest == ' ') rest++;
+            return at_err_set(err, AT_EUSER, "%s: sweep.%s: point '%s': value %s: %s",
+                              source, sw->key[k], sw->name[p],
+                              sw->val[k][job_sweep_index(sw, p, k)], rest);
+        }
+    }
+    return at_err_set(err, AT_EUSER, "%s: sweep: point '%s' (%d of %d) is not a valid job: %s",
+                      source, sw->name[p], p, sw->n_points, msg);
+}
+
+int job_sweep_parse(const char *text, const char *source, const char *const *overrides,
+                    int n_sets, job_sweep *sw, at_err *err) {
+    AT_CHECK(text != NULL && sw != NULL && err != NULL);
+    AT_CHECK(n_sets >= 0 && (n_sets == 0 || overrides != NULL));
+    memset(sw, 0, sizeof *sw);
+    const char *src = source && *source ? source : "<job>";
+    yt_ctx c = {src, overrides, n_sets, err};
+    yt_node *root = NULL;
+    if (yt_read(&c, text, -1, &root) || !root || root->type != YT_MAP) {
+        /* not a job at all: job_parse tells the user why */
+        memset(err, 0, sizeof *err);
+        yt_free(root);
+        return 0;
+    }
+    /* the overrides first, as job_parse applies them (--set 'sweep={...}'
+     * replaces the sweep); one that fails is job_parse's to report */
+    for (int i = 0; i < n_sets; i++)
+        if (apply_set(&c, root, i)) {
+            memset(err, 0, sizeof *err);
+            yt_free(root);
+            return 0;
+        }
+    int ks = yt_find(root, "sweep");
+    if (ks < 0) {
+        yt_free(root);
+        return 0;
+    }
+    const yt_node *v = root->ent[ks].val;
+    int rc = sweep_shape(&c, v);
+    int64_t np = 1;
+    for (int k = 0; k < v->n && !rc; k++) {
+        np *= v->ent[k].val->n;
+        if (np > JOB_SWEEP_MAX_POINTS)
+            rc = yt_fail(&c, v->ent[k].line, -1, "sweep",
+                         "the grid has more than %d points (the product of the lists' "
+                         "lengths up to sweep.%s is %lld); split it into several jobs",
+                         JOB_SWEEP_MAX_POINTS, v->ent[k].key, (long long)np);
+    }
+    if (rc) {
+        yt_free(root);
+        return rc;
+    }
+    sw->n_keys = v->n;
+    for (int k = 0; k < v->n; k++) {
+        const yt_entry *e = &v->ent[k];
+        sw->key[k] = at_strdup(e->key, "sweep key");
+        sw->n_vals[k] = e->val->n;
+        sw->val[k] = at_calloc((size_t)e->val->n, sizeof(char *), "sweep values");
+        sw->shown[k] = at_calloc((size_t)e->val->n, sizeof(char *), "sweep values");
+        for (int i = 0; i < e->val->n; i++) {
+            yt_buf b = {0};
+            flow_emit(&b, e->val->ent[i].val);
+            sw->val[k][i] = yt_take(&b);
+            sw->shown[k][i] = shown_value(e->val->ent[i].val);
+        }
+    }
+    yt_free(root);
+    for (int k = 0; k < sw->n_keys; k++) {
+        int shared = 0;
+        for (int q = 0; q < sw->n_keys; q++)
+            if (q != k && !strcmp(leaf(sw->key[q]), leaf(sw->key[k]))) shared = 1;
+        sw->label[k] = at_strdup(shared ? sw->key[k] : leaf(sw->key[k]), "sweep label");
+    }
+    sw->n_points = (int)np;
+    sw->name = at_calloc((size_t)np, sizeof(char *), "sweep names");
+    sw->sets = at_calloc((size_t)np * sw->n_keys, sizeof(char *), "sweep sets");
+    for (int p = 0; p < sw->n_points; p++) {
+        yt_buf nb = {0};
+        for (int k = 0; k < sw->n_keys; k++) {
+            int i = job_sweep_index(sw, p, k);
+            yt_add(&nb, "%s%s=%s", k ? "," : "", sw->label[k], sw->shown[k][i]);
+            yt_buf sb = {0};
+            yt_add(&sb, "%s=%s", sw->key[k], sw->val[k][i]);
+            sw->sets[(size_t)p * sw->n_keys + k] = yt_take(&sb);
+        }
+        sw->name[p] = yt_take(&nb);
+        if (strlen(sw->name[p]) >= JOB_SWEEP_NAME_MAX) {
+            at_err_set(err, AT_EUSER,
+                       "%s: sweep: point %d's name '%.60s...' has %zu bytes, at most %d: "
+                       "sweep fewer keys or shorter values (file values are named by "
+                       "their base name)",
+                       src, p, sw->name[p], strlen(sw->name[p]), JOB_SWEEP_NAME_MAX - 1);
+            job_sweep_free(sw);
+            return AT_EUSER;
+        }
+        for (int q = 0; q < p; q++)
+            if (!strcmp(sw->name[q], sw->name[p])) {
+                at_err_set(err, AT_EUSER,
+                           "%s: sweep: points %d and %d have the same name '%s' (values "
+                           "that differ only in their directory, or repeated values); "
+                           "give distinct values",
+                           src, q, p, sw->name[p]);
+                job_sweep_free(sw);
+                return AT_EUSER;
+            }
+    }
+    /* every point validates */
+    const char **all = at_malloc((size_t)(n_sets + sw->n_keys) * sizeof(char *), "sweep sets");
+    for (int i = 0; i < n_sets; i++) all[i] = overrides[i];
+    job *pj = at_malloc(sizeof *pj, "sweep point job");
+    for (int p = 0; p < sw->n_points && !rc; p++) {
+        for (int k = 0; k < sw->n_keys; k++)
+            all[n_sets + k] = sw->sets[(size_t)p * sw->n_keys + k];
+        if (job_parse(text, source, all, n_sets + sw->n_keys, JOB_PURPOSE_RUN, pj, err))
+            rc = sweep_point_error(sw, src, p, err);
+        else if (pj->n_influence)
+            rc = at_err_set(err, AT_EUSER,
+                            "%s: sweep: point '%s' has influence: entries; sweeps run "
+                            "methods jobs only (run each influence job on its own)",
+                            src, sw->name[p]);
+    }
+    free(pj);
+    free(all);
+    if (rc) job_sweep_free(sw);
+    return rc;
 }

@@ -361,6 +361,47 @@ const char *job_curvature_name(job_curvature c);   /* "gauss_newton", "hessian" 
 /* "predicted", "label" or the class number as text; buf >= 16 bytes. */
 const char *job_target_name(const job_method *m, char *buf, size_t cap);
 
+/* ---- sweeps -------------------------------------------------------------
+ *
+ * A job's top-level `sweep:` maps --set paths to non-empty lists of values
+ * (scalars or flow collections). The points are the cartesian product, the
+ * first key slowest; point p's job is the job file parsed with the caller's
+ * overrides and then "key=value" for every key (the point's sets), so a
+ * point is exactly a run with those --set options. Its name is
+ * "leaf=value" joined by ',' (the full path when two keys share a leaf;
+ * values with a '/' or ending in .h5 by their base name without .h5);
+ * '/' never appears in a name. */
+#define JOB_SWEEP_MAX_KEYS 16
+#define JOB_SWEEP_MAX_POINTS 4096
+#define JOB_SWEEP_NAME_MAX 256 /* bytes of a point name, and of a key */
+
+typedef struct {
+    int n_keys;
+    char *key[JOB_SWEEP_MAX_KEYS];    /* the --set path */
+    char *label[JOB_SWEEP_MAX_KEYS];  /* the key in point names */
+    int n_vals[JOB_SWEEP_MAX_KEYS];
+    char **val[JOB_SWEEP_MAX_KEYS];   /* (n_vals) the value as --set text */
+    char **shown[JOB_SWEEP_MAX_KEYS]; /* (n_vals) the value in point names */
+    int n_points;                     /* 0 = the job has no sweep */
+    char **name;                      /* (n_points) */
+    char **sets;                      /* (n_points, n_keys) "key=value" */
+} job_sweep;
+
+/* Read the sweep of a job's text and check every point: each must parse
+ * and validate (job_parse, JOB_PURPOSE_RUN) with overrides then its sets;
+ * influence jobs cannot be swept. Errors name the file, sweep.<key>, the
+ * point's name and what is wrong (AT_EUSER). A job without `sweep:` gives
+ * n_points = 0 and 0 (its own errors are job_parse's to report). On
+ * failure *sw is empty. Free with job_sweep_free. */
+int job_sweep_parse(const char *text, const char *source, const char *const *overrides,
+                    int n_sets, job_sweep *sw, at_err *err);
+/* Index of key k's value in point p. */
+int job_sweep_index(const job_sweep *sw, int p, int k);
+/* "sweep:\n  key: [v, ...]\n..." — appended to a point's effective job, a
+ * job file of the whole sweep. Caller frees. */
+char *job_sweep_emit_yaml(const job_sweep *sw);
+void job_sweep_free(job_sweep *sw);
+
 /* The schema as data, for docs and their test. */
 typedef struct {
     const char *path;    /* "data.path", "methods[].n_steps", ... */

@@ -17,6 +17,10 @@ static const char *USAGE =
     "                        compute the job's attributions (1 process or mpirun -n N;\n"
     "                        the results are the same bytes for any N); resumes an\n"
     "                        interrupted run of the same job from OUT.h5.shards/\n"
+    "  run JOB.yaml --points SPEC\n"
+    "                        only a sweep's points I, I:J or I/N (SLURM array tasks)\n"
+    "  merge JOB.yaml [-o OUT.h5] [--set k=v]...\n"
+    "                        merge a sweep's points (OUT.h5.sweep/) into OUT.h5\n"
     "  validate JOB.yaml [--set k=v]...\n"
     "                        check a job file (and its data and model files) without running\n"
     "  train JOB.yaml [--set k=v]...\n"
@@ -46,7 +50,8 @@ static const char *USAGE =
     "            4 internal error; 75 stopped early (signal, stop file, max_wall_time),\n"
     "            finished work kept: rerun the same command to resume.\n"
     "docs: README.md, docs/jobs.md (job fields), docs/format.md (HDF5 layouts),\n"
-    "      docs/inspect.md (inspect, topk).\n";
+    "      docs/inspect.md (inspect, topk), docs/pictures.md (render, report),\n"
+    "      docs/cluster.md (SLURM, sweeps, time limits).\n";
 
 void cli_error(const at_err *err) {
     fprintf(stderr, "attrib: error: %s\n", err->msg);
@@ -75,6 +80,11 @@ int cli_parse_job_args(int argc, char **argv, int allow_out, cli_job_args *a,
                 return at_err_set(err, AT_EUSER, "too many --set options (at most %d)",
                                   (int)(sizeof a->sets / sizeof a->sets[0]));
             a->sets[a->n_sets++] = v;
+        } else if (allow_out && (strcmp(s, "--points") == 0 || strncmp(s, "--points=", 9) == 0)) {
+            const char *v = s[8] == '=' ? s + 9 : (i + 1 < argc ? argv[++i] : NULL);
+            if (!v || !*v)
+                return at_err_set(err, AT_EUSER, "--points needs a value: I, I:J or I/N");
+            a->points = v;
         } else if (allow_out && (strcmp(s, "-o") == 0 || strcmp(s, "--output") == 0)) {
             if (i + 1 >= argc) return at_err_set(err, AT_EUSER, "%s needs a file name", s);
             a->out_path = argv[++i];
@@ -108,6 +118,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (strcmp(cmd, "run") == 0) return cmd_run(argc - 2, argv + 2);
+    if (strcmp(cmd, "merge") == 0) return cmd_merge(argc - 2, argv + 2);
     if (strcmp(cmd, "validate") == 0) return cmd_validate(argc - 2, argv + 2);
     if (strcmp(cmd, "train") == 0) return cmd_train(argc - 2, argv + 2);
     if (strcmp(cmd, "eval") == 0) return cmd_eval(argc - 2, argv + 2);

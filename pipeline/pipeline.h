@@ -137,6 +137,7 @@ typedef struct {
     double t_start;
     char started_at[32];
     int fresh;               /* --fresh: discard shards of this output */
+    int sweep_point;         /* a point of a sweep (sweep.c owns the stop file) */
     /* provenance and resume */
     char data_sha[65];
     char *plan_text;         /* "key = value" lines that decide the results */
@@ -278,6 +279,7 @@ int cmd_render(int argc, char **argv);           /* render.c */
 int cmd_report(int argc, char **argv);           /* report.c */
 int cmd_inspect(int argc, char **argv);          /* inspect.c */
 int cmd_topk(int argc, char **argv);             /* inspect.c */
+int cmd_merge(int argc, char **argv);            /* sweep.c */
 
 /* Shared CLI helpers. */
 typedef struct {
@@ -288,6 +290,7 @@ typedef struct {
     int dry_run;
     int fresh;
     int help;
+    const char *points; /* --points SPEC (sweeps): I, I:J or I/N */
 } cli_job_args;
 
 /* Parse "JOB.yaml [-o OUT] [--set k=v]... [--dry-run] [--fresh] [--help]". Returns 0
@@ -296,6 +299,44 @@ int cli_parse_job_args(int argc, char **argv, int allow_out, cli_job_args *a,
                        at_err *err);
 /* Print an error the way users see it: "attrib: error: ..." on stderr. */
 void cli_error(const at_err *err);
+
+/* One run of a job (no sweep), on every rank: c has comm, rank, size,
+ * t_start, started_at and fresh set. run_job_prepare reads and checks the
+ * job (a's file, --set and -o), opens its inputs, builds the plan, digests
+ * the rows and sets the plan hash (influence jobs: up to the job only);
+ * run_job_compute resumes, computes, assembles and prints the summary
+ * (returns AT_EXIT_RESUMABLE on a stop). Collective; codes agreed.
+ * run_ctx_free releases what they filled (comm, rank and size stay). */
+int run_job_prepare(run_ctx *c, const cli_job_args *a, at_err *err);
+int run_job_compute(run_ctx *c, const cli_job_args *a, at_err *err);
+void run_ctx_free(run_ctx *c);
+
+/* Memory per rank of the plan (plan.c; docs/jobs.md "Memory per rank"):
+ * bytes by purpose and the estimated peak. */
+typedef struct {
+    double params, workspace, block, partial, shard_buffer, inputs, fold, outputs;
+    double peak; /* params + inputs + max(compute stage, assembly stage) */
+} plan_memory;
+void plan_memory_estimate(const plan *p, const job *j, const eng_model *m, int n_ranks,
+                          plan_memory *out);
+void plan_print_memory(FILE *f, const plan *p, const job *j, const eng_model *m,
+                       int n_ranks);
+/* Forward+backward passes of the whole plan and an upper bound of the
+ * results file's size (uncompressed). */
+void plan_totals(const plan *p, double *passes, double *out_bytes);
+
+/* ---- sweeps (sweep.c; job.h explains points) ---- */
+
+/* Rank 0 reads a's job file; every rank expands its sweep with a's --set
+ * and -o (job_sweep_parse). sw->n_points = 0 without a sweep. Collective;
+ * errors agreed and printed. */
+int sweep_load(run_ctx *c, const cli_job_args *a, job_sweep *sw, at_err *err);
+/* `attrib run|validate` of a sweep: validate or --dry-run print every
+ * point's plan line and totals; run computes the points that --points
+ * selects (all by default) into OUTPUT.sweep/NNNN.h5, skipping complete
+ * ones, and merges when every point is selected. Returns the exit code. */
+int sweep_main(run_ctx *c, const cli_job_args *a, const job_sweep *sw, int validate_only,
+               at_err *err);
 
 /* `attrib validate` of a job with a train section and no methods: checks it
  * as a training job (purpose TRAIN, its splits open). *is_train = 0 when the

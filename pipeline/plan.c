@@ -154,12 +154,23 @@ int64_t plan_first_unit(const plan *p, int method, int64_t rb) {
     return u + rb * p->n_cb[method];
 }
 
-void plan_print(FILE *f, const plan *p, const job *j, int n_ranks) {
-    double passes = 0.0;
-    for (int64_t u = 0; u < p->n_units; u++) passes += p->costs[u];
+void plan_totals(const plan *p, double *passes, double *out_bytes) {
+    double ps = 0.0;
+    for (int64_t u = 0; u < p->n_units; u++) ps += p->costs[u];
     /* Output: per method scores (N, D) float32 + per-sample vectors; plus
      * samples (labels, predictions, logits). Uncompressed upper bound. */
     double bytes = (double)p->n_rows * (8.0 + 4 + 4 + 4.0 * p->n_classes);
+    for (int m = 0; m < p->n_methods; m++) {
+        bytes += (double)p->n_rows * p->n_features * 4.0 + p->n_rows * 4.0;
+        if (mth_delta(&p->specs[m])) bytes += p->n_rows * 8.0;
+    }
+    *passes = ps;
+    *out_bytes = bytes;
+}
+
+void plan_print(FILE *f, const plan *p, const job *j, int n_ranks) {
+    double passes, bytes;
+    plan_totals(p, &passes, &bytes);
     fprintf(f, "plan: %lld rows of split '%s' (rows %lld:%lld), %lld features, %lld classes\n",
             (long long)p->n_rows, j->data_split, (long long)p->row_start,
             (long long)(p->row_start + p->n_rows), (long long)p->n_features,
@@ -170,8 +181,6 @@ void plan_print(FILE *f, const plan *p, const job *j, int n_ranks) {
     for (int m = 0; m < p->n_methods; m++) {
         const job_method *jm = &j->methods[m];
         double mp = mth_cost(&p->specs[m], 1, 0, p->specs[m].n_cols) * (double)p->n_rows;
-        bytes += (double)p->n_rows * p->n_features * 4.0 + p->n_rows * 4.0;
-        if (mth_delta(&p->specs[m])) bytes += p->n_rows * 8.0;
         if (jm->kind == JOB_METHOD_INTEGRATED_GRADIENTS)
             fprintf(f, "  method %-12s %-22s %d steps (%s), baseline %s: %d column block%s, %.0f forward+backward passes\n",
                     jm->name, job_method_kind_name(jm->kind), jm->n_steps,
@@ -185,4 +194,60 @@ void plan_print(FILE *f, const plan *p, const job *j, int n_ranks) {
     at_human_bytes(bytes, hb, sizeof hb);
     fprintf(f, "total: %.0f forward+backward passes (%.0f per rank); output at most %s before compression -> %s\n",
             passes, passes / n_ranks, hb, j->output_path);
+}
+
+/* What one rank holds (docs/jobs.md, "Memory per rank"). Compute stage:
+ * the engine workspace and the methods' input buffers at the engine batch,
+ * one row block (rows, labels, logits, predictions, targets), one unit's
+ * partial and the partials kept until the next shard write (one unit with
+ * checkpoint_interval 0, else the rank's share of all partials, at most the
+ * 256 MiB a shard is cut at). Assembly stage: the fold accumulator and a
+ * unit partial per row block, and the rank's share of the output rows
+ * (scores, targets, deltas, metric columns) of every method. Always: the
+ * parameters and the baselines, reference rows and feature groups. */
+void plan_memory_estimate(const plan *p, const job *j, const eng_model *m, int n_ranks,
+                          plan_memory *o) {
+    memset(o, 0, sizeof *o);
+    const double D = (double)p->n_features, C = (double)p->n_classes, BR = p->block_rows;
+    const double W = p->width;
+    const int eb = plan_engine_batch(m);
+    eng_memory mem;
+    eng_plan_memory(m, eb, ENG_F32, &mem);
+    o->params = (double)mem.params;
+    o->workspace = (double)mem.total + 2.0 * eb * D * 4.0;
+    o->block = BR * (D * 4.0 + C * 4.0 + 12.0);
+    o->partial = BR * W * 8.0;
+    double all = 0.0;
+    for (int64_t u = 0; u < p->n_units; u++) all += (double)p->units[u].nrows * W * 8.0;
+    double share = all / (n_ranks > 0 ? n_ranks : 1);
+    double cap = (double)((size_t)256 << 20);
+    o->shard_buffer = j->checkpoint_interval <= 0 ? o->partial : share < cap ? share : cap;
+    for (int k = 0; k < j->n_methods; k++) {
+        o->inputs += D * 4.0; /* baseline */
+        if (j->methods[k].n_patch || j->methods[k].feature_mask[0]) o->inputs += D * 4.0;
+        if (j->methods[k].reference_split[0] &&
+            (j->methods[k].kind == JOB_METHOD_EXPECTED_GRADIENTS ||
+             j->methods[k].kind == JOB_METHOD_GRADIENT_SHAP))
+            o->inputs += (double)j->methods[k].n_references * D * 4.0;
+    }
+    o->fold = 2.0 * BR * W * 8.0;
+    double rows = ceil((double)p->n_rows / (n_ranks > 0 ? n_ranks : 1));
+    o->outputs = rows * (C * 4.0 + 8.0);
+    for (int k = 0; k < p->n_methods; k++) o->outputs += rows * (D * 4.0 + 7 * 4.0 + 12.0);
+    double compute = o->partial + o->shard_buffer, assemble = o->fold + o->outputs;
+    o->peak = o->params + o->inputs + o->workspace + o->block +
+              (compute > assemble ? compute : assemble);
+}
+
+void plan_print_memory(FILE *f, const plan *p, const job *j, const eng_model *m, int n_ranks) {
+    plan_memory o;
+    plan_memory_estimate(p, j, m, n_ranks, &o);
+    char b[8][32];
+    const double v[8] = {o.peak, o.params, o.workspace, o.block, o.partial + o.shard_buffer,
+                         o.fold + o.outputs, o.inputs, 0};
+    for (int i = 0; i < 7; i++) at_human_bytes(v[i], b[i], sizeof b[i]);
+    fprintf(f, "memory per rank: about %s (parameters %s, engine workspace %s at %d rows, "
+               "row block %s, unit partials and shard buffer %s, assembly %s, baselines "
+               "and references %s)\n",
+            b[0], b[1], b[2], plan_engine_batch(m), b[3], b[4], b[5], b[6]);
 }

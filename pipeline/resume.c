@@ -447,7 +447,9 @@ static int decide(run_ctx *c, int *complete, at_err *err) {
         return err->code;
     }
     unlink_entries(c->shard_dir, ".tmp"); /* a killed run's half-written shards */
-    if (access(c->stop_path, F_OK) == 0) {
+    /* a sweep's points share its stop file: the sweep removes it once, at
+     * its start, so a stop asked for while a point is prepared is kept */
+    if (!c->sweep_point && access(c->stop_path, F_OK) == 0) {
         AT_INFO("removing the stop file %s left from an earlier run", c->stop_path);
         unlink(c->stop_path);
     }

@@ -314,6 +314,75 @@ static void print_summary(run_ctx *c, const work_stats *ws, const assemble_stats
            as->fold_s + as->write_s);
 }
 
+int run_job_prepare(run_ctx *c, const cli_job_args *a, at_err *err) {
+    int rc;
+    if ((rc = prepare(c, a, err))) return rc;
+    eng_set_threads(c->j.blas_threads);
+    if (c->j.n_influence) return 0;
+    if ((rc = digest(c, err))) return rc;
+    resume_plan_text(c);
+    return 0;
+}
+
+int run_job_compute(run_ctx *c, const cli_job_args *a, at_err *err) {
+    int rc;
+    int complete = 0;
+    if ((rc = resume_prepare(c, &complete, err))) return rc;
+    if (complete) {
+        if (c->rank == 0)
+            printf("%s already holds this job's results (plan %.12s...); nothing to do. Use "
+                   "--fresh to compute them again.\n",
+                   c->j.output_path, c->plan_hash);
+        return 0;
+    }
+    if (c->rank == 0) {
+        AT_INFO("run %s: %lld rows x %d method(s) = %lld units on %d rank(s), scheduler %s",
+                a->job_path, (long long)c->n_rows, c->j.n_methods, (long long)c->p.n_units,
+                c->size, job_scheduler_name(c->j.scheduler));
+        eng_memory mem;
+        const int eb = plan_engine_batch(&c->model);
+        eng_plan_memory(&c->model, eb, ENG_F32, &mem);
+        char pb[32], wb[32];
+        at_human_bytes((double)mem.params, pb, sizeof pb);
+        at_human_bytes((double)mem.total, wb, sizeof wb);
+        AT_INFO("model: %d layers, %zu parameters (%s); engine workspace per rank %s at "
+                "%d rows",
+                c->model.n_layers, c->model.n_params, pb, wb, eb);
+        if (c->n_done_before)
+            AT_INFO("resuming: %lld of %lld units are done in %s/", (long long)c->n_done_before,
+                    (long long)c->p.n_units, c->shard_dir);
+    }
+
+    work_stats ws = {0};
+    if ((rc = work_run(c, &ws, err))) return rc;
+    if (ws.stop != STOP_NONE) {
+        if (c->rank == 0) {
+            fprintf(stderr,
+                    "attrib: stopped early: %s. %lld of %lld units are done and kept in %s/; "
+                    "rerun the same command to resume (exit %d).\n",
+                    stop_reason_text(ws.stop), (long long)ws.units_done_all,
+                    (long long)c->p.n_units, c->shard_dir, AT_EXIT_RESUMABLE);
+            fflush(stderr);
+        }
+        return AT_EXIT_RESUMABLE;
+    }
+    assemble_stats as = {0};
+    if ((rc = assemble_results(c, &ws, &as, err))) return rc;
+    resume_cleanup(c);
+    print_summary(c, &ws, &as);
+    return 0;
+}
+
+void run_ctx_free(run_ctx *c) {
+    ctx_free(c);
+    MPI_Comm comm = c->comm;
+    int rank = c->rank, size = c->size;
+    memset(c, 0, sizeof *c);
+    c->comm = comm;
+    c->rank = rank;
+    c->size = size;
+}
+
 static const char *RUN_HELP =
     "usage: attrib run JOB.yaml [-o OUT.h5] [--set section.key=value]... [--dry-run] [--fresh]\n"
     "Runs the job's methods (feature attribution, docs/methods.md) or its influence\n"
@@ -329,6 +398,10 @@ static const char *RUN_HELP =
     "  --dry-run        print the plan (units, rows, steps, passes, output size)\n"
     "                   and exit\n"
     "  --fresh          discard OUT.h5.shards/ (even of another plan) and start over\n"
+    "  --points SPEC    a sweep's points only: I, I:J (half-open) or I/N (every p\n"
+    "                   with p % N == I); merges only when that is every point\n"
+    "A job with a sweep: section runs every point into OUT.h5.sweep/NNNN.h5, then\n"
+    "merges them into OUT.h5 (docs/jobs.md, Sweeps; attrib merge).\n"
     "Stops cleanly at a unit boundary on SIGTERM, SIGUSR1 or SIGINT, when the stop\n"
     "file (OUT.h5.stop, or run.stop_file) appears, or before run.max_wall_time;\n"
     "then exits 75: rerun the same command to resume.\n";
@@ -378,68 +451,36 @@ static int run_main(int argc, char **argv, int validate_only) {
     /* Stop requests are honoured from here on (before: the default
      * actions, nothing is written yet). */
     if (!validate_only && !a.dry_run) stop_install_handlers();
-    if ((rc = prepare(&c, &a, &err))) goto out;
-    eng_set_threads(c.j.blas_threads);
+    job_sweep sw;
+    if ((rc = sweep_load(&c, &a, &sw, &err))) goto out;
+    if (sw.n_points) {
+        rc = sweep_main(&c, &a, &sw, validate_only, &err);
+        job_sweep_free(&sw);
+        goto out;
+    }
+    if (a.points) {
+        at_err_set(&err, AT_EUSER, "%s: --points selects points of a sweep; the job has no "
+                   "sweep: section", a.job_path);
+        if (c.rank == 0) cli_error(&err);
+        rc = AT_EUSER;
+        goto out;
+    }
+    if ((rc = run_job_prepare(&c, &a, &err))) goto out;
     if (c.j.n_influence) {
         rc = infl_main(&c, validate_only, a.dry_run, &err);
         goto out;
     }
-    if ((rc = digest(&c, &err))) goto out;
-    resume_plan_text(&c);
     if (validate_only || a.dry_run) {
         if (c.rank == 0) {
             if (validate_only) printf("%s: job is valid\n", a.job_path);
             plan_print(stdout, &c.p, &c.j, c.size);
+            plan_print_memory(stdout, &c.p, &c.j, &c.model, c.size);
             printf("plan hash %s\n", c.plan_hash);
             if (a.dry_run) resume_describe(&c, stdout);
         }
         goto out;
     }
-    int complete = 0;
-    if ((rc = resume_prepare(&c, &complete, &err))) goto out;
-    if (complete) {
-        if (c.rank == 0)
-            printf("%s already holds this job's results (plan %.12s...); nothing to do. Use "
-                   "--fresh to compute them again.\n",
-                   c.j.output_path, c.plan_hash);
-        goto out;
-    }
-    if (c.rank == 0) {
-        AT_INFO("run %s: %lld rows x %d method(s) = %lld units on %d rank(s), scheduler %s",
-                a.job_path, (long long)c.n_rows, c.j.n_methods, (long long)c.p.n_units, c.size,
-                job_scheduler_name(c.j.scheduler));
-        eng_memory mem;
-        const int eb = plan_engine_batch(&c.model);
-        eng_plan_memory(&c.model, eb, ENG_F32, &mem);
-        char pb[32], wb[32];
-        at_human_bytes((double)mem.params, pb, sizeof pb);
-        at_human_bytes((double)mem.total, wb, sizeof wb);
-        AT_INFO("model: %d layers, %zu parameters (%s); engine workspace per rank %s at "
-                "%d rows",
-                c.model.n_layers, c.model.n_params, pb, wb, eb);
-        if (c.n_done_before)
-            AT_INFO("resuming: %lld of %lld units are done in %s/", (long long)c.n_done_before,
-                    (long long)c.p.n_units, c.shard_dir);
-    }
-
-    work_stats ws = {0};
-    if ((rc = work_run(&c, &ws, &err))) goto out;
-    if (ws.stop != STOP_NONE) {
-        if (c.rank == 0) {
-            fprintf(stderr,
-                    "attrib: stopped early: %s. %lld of %lld units are done and kept in %s/; "
-                    "rerun the same command to resume (exit %d).\n",
-                    stop_reason_text(ws.stop), (long long)ws.units_done_all,
-                    (long long)c.p.n_units, c.shard_dir, AT_EXIT_RESUMABLE);
-            fflush(stderr);
-        }
-        rc = AT_EXIT_RESUMABLE;
-        goto out;
-    }
-    assemble_stats as = {0};
-    if ((rc = assemble_results(&c, &ws, &as, &err))) goto out;
-    resume_cleanup(&c);
-    print_summary(&c, &ws, &as);
+    rc = run_job_compute(&c, &a, &err);
 out:
     ctx_free(&c);
     MPI_Finalize();

@@ -7,6 +7,9 @@ datasets equal; root attributes equal except those that describe the run
 itself (ranks, scheduler, host, times, the job's text) — the plan and
 plan_hash attributes, which are compared, hold everything that decides the
 numbers. Exits 1 on any difference.
+Sweep files (content "sweep", docs/format.md): each /points/<name> group is
+a point's root, so its run-description attributes are skipped the same way;
+string datasets (/sweep/...) are compared by value.
 """
 import sys
 
@@ -60,12 +63,20 @@ for p, f in zip(sys.argv[2:], files[1:]):
         if name not in it:
             continue
         o = it[name]
-        for k, v in attrs(obj).items():
+        is_point = name.startswith("points/") and name.count("/") == 1
+        for k, v in attrs(obj, RUN_ATTRS if is_point else ()).items():
             if k not in o.attrs or not same(v, o.attrs[k]):
                 print(f"FAIL {p}: /{name} attribute {k} differs")
                 bad += 1
         if isinstance(obj, h5py.Dataset):
             a, b = obj[()], o[()]
+            if a.dtype.kind == "O" or b.dtype.kind == "O":  # variable-length strings
+                if a.dtype != b.dtype or np.shape(a) != np.shape(b) or \
+                        np.asarray(a).tolist() != np.asarray(b).tolist():
+                    print(f"FAIL {p}: /{name} (strings) differs from {sys.argv[1]}")
+                    bad += 1
+                n += 1
+                continue
             if a.dtype != b.dtype or a.shape != b.shape or a.tobytes() != b.tobytes():
                 diff = np.abs(a.astype(np.float64) - b.astype(np.float64)).max() if a.shape == b.shape else "shape"
                 print(f"FAIL {p}: /{name} differs from {sys.argv[1]} (max abs diff {diff})")

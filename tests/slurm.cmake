@@ -12,7 +12,7 @@ set(SLURM_ENV
   "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMPI_MCA_mpi_yield_when_idle=1;OPENBLAS_NUM_THREADS=1")
 
 # case, ctest timeout (s), extra labels
-foreach(spec "single;240;" "array;240;" "requeue;600;slow" "requeue_mpirun;420;slow")
+foreach(spec "single;240;" "array;240;" "sweep;240;" "requeue;600;slow" "requeue_mpirun;420;slow")
   list(GET spec 0 c)
   list(GET spec 1 timeout)
   list(GET spec 2 extra)

@@ -497,7 +497,7 @@ static void test_overrides(void) {
          "saliency (fields: name, kind, target, abs, noise, noise_samples, noise_sigma)"},
         {"bogus.x=1", "--set bogus.x=1: bogus: unknown key (known top-level keys: "
                       "data, model, methods, metrics, influence, train_data, ground_truth, "
-                      "run, train, output)"},
+                      "run, train, output, sweep)"},
         {"run.seed=-1", "--set run.seed=-1: run.seed: expected an integer >= 0, "
                         "got '-1'"},
         {"methods.1={kind: saliency}",
@@ -654,7 +654,7 @@ static void test_bad_texts(void) {
                              "(data:, model:, methods:, ...), got 'just text'", 1},
         {"data: {}\ndataa:\n  path: x\n", ANY,
          "dataa: unknown key (known top-level keys: data, model, methods, metrics, "
-         "influence, train_data, ground_truth, run, train, output)", 2},
+         "influence, train_data, ground_truth, run, train, output, sweep)", 2},
         {"data:\n  split: a\n  pathh: x\n", ANY,
          "data.pathh: unknown key (known keys in data: path, split, rows)", 3},
         {"run:\n  seed: 1\n  seed: 2\n", ANY,
@@ -975,6 +975,101 @@ static void test_bad_texts(void) {
     }
 }
 
+/* --------------------------------------------------------------- sweeps */
+
+static const char *SWEEP_JOB =
+    "data: {path: d.h5}\n"
+    "model: {path: m.h5}\n"
+    "methods:\n"
+    "  - {name: ig, kind: integrated_gradients, n_steps: 4}\n"
+    "  - {name: ig2, kind: integrated_gradients, n_steps: 4}\n"
+    "output: {path: o.h5}\n"
+    "sweep:\n"
+    "  methods.ig.n_steps: [8, 16, 32]\n"
+    "  methods.ig2.n_steps: [2, 3]\n"
+    "  model.path: [models/a.h5, 'b/c']\n"
+    "  data.rows: [\"0:10\", {x: 1}]\n";
+
+static void test_sweeps(void) {
+    job_sweep sw;
+    at_err e = {0};
+    /* the last key's value is invalid as data.rows: the error names it */
+    int rc = job_sweep_parse(SWEEP_JOB, "s.yaml", NULL, 0, &sw, &e);
+    CHECK(rc == AT_EUSER, "sweep with a mapping as data.rows: rc %d", rc);
+    CHECK(strstr(e.msg, "s.yaml: sweep.data.rows: point 'methods.ig.n_steps=8,"
+                        "methods.ig2.n_steps=2,path=a,rows={x:1}': value {x: 1}: ") == e.msg,
+          "sweep value error: %s", e.msg);
+    CHECK(sw.n_points == 0 && sw.name == NULL, "sweep not emptied after an error");
+
+    /* the same without the bad value: 3 x 2 x 2 x 1 points, first key slowest */
+    const char *sets[] = {"sweep.data.rows=[\"0:10\"]"};
+    memset(&e, 0, sizeof e);
+    /* a --set inside the sweep walks its keys ("data", "rows"): an error */
+    rc = job_sweep_parse(SWEEP_JOB, "s.yaml", sets, 1, &sw, &e);
+    CHECK(rc == AT_EUSER && strstr(e.msg, "sweep.data: expected a list of values"),
+          "--set sweep.data.rows: rc %d %s", rc, e.msg);
+    job_sweep_free(&sw);
+    const char *ok_sets[] = {"run.seed=3",
+                             "sweep={methods.ig.n_steps: [8, 16, 32], methods.ig2.n_steps: "
+                             "[2, 3], model.path: [models/a.h5, 'b/c'], data.rows: "
+                             "[\"0:10\"]}"};
+    memset(&e, 0, sizeof e);
+    rc = job_sweep_parse(SWEEP_JOB, "s.yaml", ok_sets, 2, &sw, &e);
+    CHECK(rc == 0, "sweep: %s", e.msg);
+    CHECK(sw.n_points == 12 && sw.n_keys == 4, "sweep: %d points, %d keys", sw.n_points,
+          sw.n_keys);
+    if (rc == 0 && sw.n_points == 12) {
+        CHECK(!strcmp(sw.label[0], "methods.ig.n_steps") && !strcmp(sw.label[2], "path") &&
+                  !strcmp(sw.label[3], "rows"),
+              "labels: %s %s %s", sw.label[0], sw.label[2], sw.label[3]);
+        CHECK(!strcmp(sw.name[0], "methods.ig.n_steps=8,methods.ig2.n_steps=2,path=a,rows=0:10"),
+              "name 0: %s", sw.name[0]);
+        CHECK(!strcmp(sw.name[1], "methods.ig.n_steps=8,methods.ig2.n_steps=2,path=c,rows=0:10"),
+              "name 1: %s", sw.name[1]);
+        CHECK(!strcmp(sw.name[11], "methods.ig.n_steps=32,methods.ig2.n_steps=3,path=c,rows=0:10"),
+              "name 11: %s", sw.name[11]);
+        for (int p = 0; p < 12; p++) {
+            CHECK(strchr(sw.name[p], '/') == NULL, "name %d has a '/': %s", p, sw.name[p]);
+            int i0 = job_sweep_index(&sw, p, 0), i1 = job_sweep_index(&sw, p, 1);
+            int i2 = job_sweep_index(&sw, p, 2);
+            CHECK(i0 == p / 4 && i1 == p / 2 % 2 && i2 == p % 2, "point %d indices %d %d %d",
+                  p, i0, i1, i2);
+        }
+        CHECK(!strcmp(sw.sets[1 * 4 + 2], "model.path=\"b/c\""), "point 1 set: %s",
+              sw.sets[1 * 4 + 2]);
+        /* a point is the job with its sets as overrides, after the caller's */
+        const char *ps[] = {"run.seed=3", sw.sets[7 * 4 + 0], sw.sets[7 * 4 + 1],
+                            sw.sets[7 * 4 + 2], sw.sets[7 * 4 + 3]};
+        job *pj = at_malloc(sizeof *pj, "test job");
+        rc = job_parse(SWEEP_JOB, "s.yaml", ps, 5, JOB_PURPOSE_RUN, pj, &e);
+        CHECK(rc == 0 && pj->methods[0].n_steps == 16 && pj->methods[1].n_steps == 3 &&
+                  !strcmp(pj->model_path, "b/c") && pj->seed == 3 && pj->row_end == 10,
+              "point 7: rc %d n_steps %d %d model %s", rc, pj->methods[0].n_steps,
+              pj->methods[1].n_steps, pj->model_path);
+        char *y = job_emit_yaml(pj);
+        CHECK(strstr(y, "sweep") == NULL, "a point's effective job has a sweep:\n%s", y);
+        free(y);
+        char *sy = job_sweep_emit_yaml(&sw);
+        CHECK(!strcmp(sy, "sweep:\n  methods.ig.n_steps: [8, 16, 32]\n  methods.ig2.n_steps: "
+                          "[2, 3]\n  model.path: [models/a.h5, \"b/c\"]\n  data.rows: "
+                          "[\"0:10\"]\n"),
+              "sweep yaml:\n%s", sy);
+        free(sy);
+        free(pj);
+    }
+    job_sweep_free(&sw);
+    /* no sweep: 0 points, no error */
+    memset(&e, 0, sizeof e);
+    rc = job_sweep_parse("data: {path: d.h5}\n", "s.yaml", NULL, 0, &sw, &e);
+    CHECK(rc == 0 && sw.n_points == 0 && e.code == 0, "no sweep: rc %d", rc);
+    /* two points with one name */
+    rc = job_sweep_parse("data: {path: d.h5}\nmodel: {path: m.h5}\nmethods: [{name: s, kind: "
+                         "saliency}]\noutput: {path: o.h5}\nsweep: {model.path: [x/m.h5, "
+                         "y/m.h5]}\n", "s.yaml", NULL, 0, &sw, &e);
+    CHECK(rc == AT_EUSER && strstr(e.msg, "points 0 and 1 have the same name 'path=m'"),
+          "same names: %s", e.msg);
+}
+
 /* ------------------------------------------------------ tests/bad_jobs */
 
 static int cmp_str(const void *a, const void *b) {
@@ -1015,6 +1110,13 @@ static void test_bad_job_files(const char *dir) {
         CHECK(want[0] != '\0', "%s: first line is not '# expect: ...'", path);
         job j;
         rc = job_parse(text, path, NULL, 0, JOB_PURPOSE_RUN, &j, &e);
+        if (rc == 0 && strstr(text, "\nsweep:")) { /* a point's error: the sweep's to find */
+            job_sweep sw;
+            rc = job_sweep_parse(text, path, NULL, 0, &sw, &e);
+            CHECK(rc != 0 || sw.n_points == 0, "%s: job_sweep_parse: %d points", path,
+                  sw.n_points);
+            job_sweep_free(&sw);
+        }
         CHECK(rc == AT_EUSER, "%s: job_parse returned %d (%s)", path, rc, e.msg);
         CHECK(want[0] && strstr(e.msg, want) != NULL, "%s:\n  got  %s\n  want %s",
               path, e.msg, want);
@@ -1983,6 +2085,7 @@ int main(int argc, char **argv) {
     test_influence_full();
     test_influence_overrides();
     test_influence_errors();
+    test_sweeps();
 #ifdef ATTRIB_SRC_DIR
     test_influence_job_files(ATTRIB_SRC_DIR);
 #endif

@@ -13,6 +13,11 @@
 #   array           slurm/attrib-array.sbatch, 3 array tasks from a list file
 #                   (one line with a quoted override): all COMPLETED, each
 #                   equal to a plain run of its line.
+#   sweep           slurm/attrib-sweep.sbatch: a 4-point sweep job file
+#                   (tests/jobs/sweep.yaml) over an array of 2 tasks, then
+#                   the --merge mode as a job with --dependency=afterok:
+#                   all COMPLETED, the merged file equal to a plain one-shot
+#                   `attrib run` of the sweep, OUT.sweep/ removed.
 #   requeue         slurm/attrib-requeue.sbatch under a real time limit
 #                   (--time=1 --signal=B:USR1@55): signalled mid-run, attrib
 #                   exits 75, the job requeues itself (restarts >= 1), ends
@@ -228,6 +233,26 @@ EOF
   done
 }
 
+case_sweep() {
+  local t=$SRC/slurm/attrib-sweep.sbatch job=$SRC/tests/jobs/sweep.yaml id m i
+  # --ntasks=1: the two tasks share the node's 2 CPUs
+  id=$(sbatch --parsable --array=0-1 --ntasks=1 --output=sweep-%a.log "$t" "$job" "${SETS[@]}" \
+    -o "$WORK/out/sw.h5") || { fail "sbatch"; return; }
+  m=$(sbatch --parsable --dependency=afterok:"$id" --ntasks=1 --output=merge.log "$t" --merge \
+    "$job" "${SETS[@]}" -o "$WORK/out/sw.h5") || { fail "sbatch --merge"; return; }
+  say "submitted array job $id (2 tasks) and merge job $m after it"
+  if ! "$ATTRIB" run "$job" "${SETS[@]}" -o ref.h5 >ref.log 2>&1; then
+    cat ref.log
+    fail "reference run"
+    return
+  fi
+  wait_job "$id" 180 || { fail "array job did not finish"; return; }
+  for i in 0 1; do expect_job "${id}_$i" COMPLETED 0:0 "sweep-$i.log"; done
+  wait_job "$m" 120 || { fail "merge job did not finish"; return; }
+  expect_job "$m" COMPLETED 0:0 merge.log && same ref.h5 out/sw.h5
+  [[ ! -e out/sw.h5.sweep ]] || fail "the merge left out/sw.h5.sweep/"
+}
+
 # requeue_run LAUNCHER STOP_VIA TARGET_S SBATCH_OPTS...: the requeue template
 # on a job calibrated to TARGET_S seconds (its --set options are left in JOB
 # and the reference in ref.h5; SLURM_ONLY adds options the reference run does
@@ -326,7 +351,7 @@ case_requeue_mpirun() {
 }
 
 case "$case_" in
-  single | array | requeue | requeue_mpirun) "case_$case_" ;;
+  single | array | sweep | requeue | requeue_mpirun) "case_$case_" ;;
   *) echo "unknown case $case_" >&2; exit 2 ;;
 esac
 if ((failures)); then
