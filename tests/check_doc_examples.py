@@ -113,6 +113,10 @@ ALLOW = {
         ("needs a SLURM cluster", "slurm_sweep"),
     ("docs/cluster.md", "sbatch --dependency=afterok:$jid slurm/attrib-sweep.sbatch --merge jobs/sweep_ig.yaml"):
         ("needs a SLURM cluster", "slurm_sweep"),
+    ("docs/slurm.md", "jid=$(sbatch --parsable --array=0-3 slurm/attrib-sweep.sbatch jobs/sweep_ig.yaml)"):
+        ("needs a SLURM cluster", "slurm_sweep"),
+    ("docs/slurm.md", "sbatch --dependency=afterok:$jid slurm/attrib-sweep.sbatch --merge jobs/sweep_ig.yaml"):
+        ("needs a SLURM cluster", "slurm_sweep"),
     ("docs/influence.md", "build/attrib import fashion-mnist --out data/fashion-mnist.h5"):
         ("the same command is a test of its own (5 s)", "e2e_import"),
     ("docs/robustness.md", "bash tests/check_bad_inputs.sh build/attrib . build/e2e/fmnist.h5 "
