@@ -275,6 +275,36 @@ int h5_ckpt_count(const char *path, int *K, at_err *err) {
     return rc;
 }
 
+int h5_ckpt_find_epoch(const char *path, int epoch, int *k, at_err *err) {
+    AT_CHECK(path && k);
+    hid_t f, d = -1;
+    int K = 0, rc = ckpt_open(path, &f, err);
+    if (!rc) rc = ckpt_len(f, path, &K, err);
+    if (rc) {
+        h5u_close(&f);
+        return rc;
+    }
+    int32_t *ep = at_malloc((size_t)(K ? K : 1) * sizeof *ep, "checkpoint epochs");
+    if ((d = H5Dopen2(f, "epochs", H5P_DEFAULT)) < 0 ||
+        H5Dread(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, ep) < 0)
+        rc = at_err_set(err, AT_EUSER, "%s: cannot read /epochs", path);
+    *k = -1;
+    for (int i = 0; !rc && i < K && *k < 0; i++)
+        if (ep[i] == epoch) *k = i;
+    if (!rc && *k < 0) {
+        char list[256] = "";
+        for (int i = 0; i < K && strlen(list) < sizeof list - 16; i++)
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%d", i ? ", " : "",
+                     (int)ep[i]);
+        rc = at_err_set(err, AT_EUSER, "%s: no checkpoint of epoch %d (it holds epochs: %s)",
+                        path, epoch, K ? list : "none");
+    }
+    h5u_close(&d);
+    h5u_close(&f);
+    free(ep);
+    return rc;
+}
+
 /* Line number (1-based) where two texts first differ, and that line of each. */
 static int first_diff_line(const char *a, const char *b, char *la, char *lb, size_t cap) {
     int line = 1;

@@ -71,6 +71,9 @@ void h5_ckpt_writer_free(h5_ckpt_writer *w);
 /* Number of checkpoints in a checkpoint file. Returns 0 or AT_EUSER (not a
  * checkpoint file, unreadable, wrong format version). */
 int h5_ckpt_count(const char *path, int *K, at_err *err);
+/* The checkpoint k (0-based) saved after `epoch` (/epochs[k] == epoch).
+ * Returns 0, or AT_EUSER listing the file's epochs when none matches. */
+int h5_ckpt_find_epoch(const char *path, int epoch, int *k, at_err *err);
 /* Load checkpoint k (0-based) into m, which is already built with the
  * file's architecture (eng_model_init). Checks the architecture text,
  * input shape, every tensor's presence, type and shape, no unexpected

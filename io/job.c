@@ -100,8 +100,9 @@ typedef struct {
 
 /* Train fields that belong to one optimizer, schedule or loss: given for
  * another one they are an error, emitted only for theirs, and 0 otherwise. */
-enum { W_ALWAYS = 0, W_SGD, W_ADAM, W_STEP, W_COSINE, W_XENT, W_ITER, W_NEWTON };
-/* W_ITER: the iterative optimizers (sgd, adam, adamw); W_NEWTON: newton */
+enum { W_ALWAYS = 0, W_SGD, W_ADAM, W_STEP, W_COSINE, W_XENT, W_ITER, W_NEWTON, W_EPOCH };
+/* W_ITER: the iterative optimizers (sgd, adam, adamw); W_NEWTON: newton;
+ * W_EPOCH: model.epoch > 0 (a checkpoint's parameters) */
 
 #define PB(p) (1u << (p))
 #define P_RUN PB(JOB_PURPOSE_RUN)
@@ -208,6 +209,18 @@ _Static_assert(ENG_LOSS_XENT == 0 && ENG_LOSS_MSE == 1, "LOSS_NAMES");
       "Model file: read by run, written by train; required by both.",          \
       .t = T_STRING, .req = P_RUN | P_TRAIN, .off = JOFF(model_path),          \
       .cap = JOB_PATH_MAX, .nonempty = 1)                                      \
+    X("model.epoch", "integer", "0",                                           \
+      "run: use the parameters of the checkpoint saved after this epoch "     \
+      "(model.checkpoints, written by a training job with "                   \
+      "train.checkpoint_every) instead of model.path's; model.path gives "     \
+      "the architecture. 0 = model.path's own parameters. Sweep it to "        \
+      "compare checkpoints.", .t = T_INT, .off = JOFF(model_epoch), .lo = 0,   \
+      .hi = 100000)                                                            \
+    X("model.checkpoints", "string", "\"\"",                                   \
+      "Checkpoint file of model.epoch; \"\" = model.path with .h5 replaced "   \
+      "by .ckpt.h5 (the training job's train.checkpoints default).",          \
+      .t = T_STRING, .off = JOFF(model_ckpt_path), .cap = JOB_PATH_MAX,        \
+      .when = W_EPOCH)                                                         \
     X("model.layers", "list", "—",                                             \
       "The layers, 1 to 512 mappings (see Layers below); train needs this or " \
       "hidden; ignored by run (the model file has them).",                     \
@@ -1424,6 +1437,7 @@ static int applies(const job *j, int when) {
     case W_STEP: return j->schedule == ENG_SCHED_STEP;
     case W_COSINE: return j->schedule == ENG_SCHED_COSINE;
     case W_XENT: return j->loss == ENG_LOSS_XENT;
+    case W_EPOCH: return j->model_epoch > 0;
     default: return 1;
     }
 }
@@ -1447,6 +1461,9 @@ static void when_text(const job *j, int when, char *buf, size_t cap) {
         snprintf(buf, cap, "schedule: %s (schedule is %s)", when == W_STEP ? "step" : "cosine",
                  enum_name(LR_NAMES, j->schedule, 1));
         break;
+    case W_EPOCH:
+        snprintf(buf, cap, "model.epoch > 0 (model.epoch is 0: model.path's own parameters)");
+        break;
     default:
         snprintf(buf, cap, "loss: cross_entropy (loss is %s)", enum_name(LOSS_NAMES, j->loss, 1));
         break;
@@ -1454,6 +1471,24 @@ static void when_text(const job *j, int when, char *buf, size_t cap) {
 }
 
 /* Rules across fields of model and train, after every section is read. */
+/* The checkpoint file beside a model file: model_path with .h5 replaced by
+ * .ckpt.h5 (or .ckpt.h5 appended) into out (JOB_PATH_MAX); `field` is the
+ * field the default stands for, named when it does not fit. */
+static int default_ckpt_path(const yt_ctx *c, const yt_node **at, const char *model_path,
+                             const char *field, char *out) {
+    size_t k = strlen(model_path);
+    if (k >= 3 && !strcmp(model_path + k - 3, ".h5")) k -= 3;
+    if (k + sizeof ".ckpt.h5" > JOB_PATH_MAX) {
+        const yt_node *mp = at[rule_index("model.path")];
+        return yt_fail(c, mp ? mp->line : 0, mp ? mp->set : -1, field,
+                       "the default (model.path with .ckpt.h5) is longer than %d bytes: "
+                       "set %s", JOB_PATH_MAX - 1, field);
+    }
+    memcpy(out, model_path, k);
+    memcpy(out + k, ".ckpt.h5", sizeof ".ckpt.h5");
+    return 0;
+}
+
 static int cross_rules(const yt_ctx *c, const yt_node **at, job *j) {
     const yt_node *lay = at[rule_index("model.layers")], *hid = at[rule_index("model.hidden")];
     if (lay && hid) {
@@ -1495,18 +1530,17 @@ static int cross_rules(const yt_ctx *c, const yt_node **at, job *j) {
         return yt_fail(c, nest->line, nest->set, "train.nesterov",
                        "needs momentum > 0 (momentum is %g)", j->momentum);
     }
-    if (j->has_train && !j->checkpoint_path[0] && j->model_path[0]) {
-        size_t k = strlen(j->model_path);
-        if (k >= 3 && !strcmp(j->model_path + k - 3, ".h5")) k -= 3;
-        if (k + sizeof ".ckpt.h5" > sizeof j->checkpoint_path) {
-            const yt_node *mp = at[rule_index("model.path")];
-            return yt_fail(c, mp ? mp->line : 0, mp ? mp->set : -1, "train.checkpoints",
-                           "the default (model.path with .ckpt.h5) is longer than %zu "
-                           "bytes: set train.checkpoints", sizeof j->checkpoint_path - 1);
-        }
-        memcpy(j->checkpoint_path, j->model_path, k);
-        memcpy(j->checkpoint_path + k, ".ckpt.h5", sizeof ".ckpt.h5");
-    }
+    const yt_node *ep = at[rule_index("model.epoch")];
+    if (ep && j->model_epoch > 0 && at[rule_index("influence")])
+        return yt_fail(c, ep->line, ep->set, "model.epoch",
+                       "influence jobs take checkpoints per method (influence[].checkpoints), "
+                       "not model.epoch");
+    if (j->model_epoch > 0 && !j->model_ckpt_path[0] &&
+        default_ckpt_path(c, at, j->model_path, "model.checkpoints", j->model_ckpt_path))
+        return c->err->code;
+    if (j->has_train && !j->checkpoint_path[0] && j->model_path[0] &&
+        default_ckpt_path(c, at, j->model_path, "train.checkpoints", j->checkpoint_path))
+        return c->err->code;
     return 0;
 }
 

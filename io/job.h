@@ -257,6 +257,10 @@ typedef struct {
 
     /* model */
     char model_path[JOB_PATH_MAX];
+    int model_epoch;                /* run: > 0 = the parameters of the checkpoint
+                                       saved after this epoch (model_ckpt_path) */
+    char model_ckpt_path[JOB_PATH_MAX]; /* "" in the file = model.path with
+                                       .h5 replaced by .ckpt.h5 when model_epoch */
     int n_hidden;                   /* train: hidden layer widths (the MLP */
     int hidden[JOB_MAX_HIDDEN];     /* shorthand; 0 when layers are given) */
     int n_layers;                   /* train: model.layers, flattened (arch.h); */

@@ -253,6 +253,10 @@ static int write_results(run_ctx *c, const char *tmp_path, method_out *mo,
     h5_results_attr_str(r, "/", "plan", c->plan_text, err);
     h5_results_attr_str(r, "/", "model_path", j->model_path, err);
     h5_results_attr_str(r, "/", "model_sha256", c->minfo.sha256, err);
+    if (j->model_epoch > 0) {
+        h5_results_attr_i64(r, "/", "model_epoch", j->model_epoch, err);
+        h5_results_attr_str(r, "/", "model_checkpoints", j->model_ckpt_path, err);
+    }
     h5_results_attr_str(r, "/", "data_path", j->data_path, err);
     h5_results_attr_str(r, "/", "data_split", j->data_split, err);
     h5_results_attr_str(r, "/", "data_sha256", c->data_sha, err);

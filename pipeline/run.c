@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "h5io.h"
+#include "h5train.h"
 #include "pipeline.h"
 
 static void bcast_string(run_ctx *c, char **s) {
@@ -115,6 +116,17 @@ int run_open_inputs(run_ctx *c, at_err *err) {
     if ((rc = run_agree(c, err))) return rc;
     h5_model_load(j->model_path, &c->model, &c->minfo, err);
     if ((rc = run_agree(c, err))) return rc;
+    if (j->model_epoch > 0) {
+        /* a checkpoint's parameters in model.path's architecture; the
+         * content hash (model_sha256, the plan's model.sha256) is then
+         * that of the parameters used */
+        int k = -1;
+        if (h5_ckpt_find_epoch(j->model_ckpt_path, j->model_epoch, &k, err) == 0 &&
+            h5_ckpt_load(j->model_ckpt_path, k, &c->model, NULL, NULL, err) == 0)
+            h5_model_hash(&c->model, c->minfo.sha256);
+        if (err->code) at_err_prefix(err, "%s: model.epoch %d: ", j->source_path, j->model_epoch);
+        if ((rc = run_agree(c, err))) return rc;
+    }
     if (c->model.in_features != c->info.n_features)
         at_err_set(err, AT_EUSER,
                    "model %s takes %d input features but dataset %s split '%s' has %lld "
