@@ -1048,14 +1048,7 @@ int cmd_topk(int argc, char **argv) {
     memset(&s, 0, sizeof s);
     if (!err.code) sm_read_light(&s, path, point, &err);
     if (!err.code && s.content == SM_SWEEP) {
-        char *pts = NULL;
-        size_t len = 1;
-        for (int p = 0; p < s.n_points; p++) len += strlen(s.point_names[p]) + 2;
-        pts = at_calloc(len, 1, "topk");
-        for (int p = 0; p < s.n_points; p++) {
-            if (p) strcat(pts, ", ");
-            strcat(pts, s.point_names[p]);
-        }
+        char *pts = sm_join((const char *const *)s.point_names, s.n_points);
         at_err_set(&err, AT_EUSER, "%s: topk: the file is a sweep; choose a point with --point "
                    "NAME (%s)", path, pts);
         free(pts);
