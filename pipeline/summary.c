@@ -833,38 +833,55 @@ static int sweep_compare(sm_summary *s, hid_t file, at_err *err) {
         if (br > n) br = n;
         float *a = at_malloc((size_t)(br * d + 1) * sizeof(float), "summary sweep");
         float *b = at_malloc((size_t)(br * d + 1) * sizeof(float), "summary sweep");
-        for (int p = 0; p < s->n_points && !err->code; p++) {
+        /* per point: the method's index there (-1: another shape, NaN) and
+         * its sums, each accumulated in row order */
+        int P = s->n_points;
+        int *mi = at_malloc((size_t)P * sizeof *mi, "summary sweep");
+        double *ssum = at_calloc((size_t)P, sizeof *ssum, "summary sweep");
+        double *num = at_calloc((size_t)P, sizeof *num, "summary sweep");
+        int64_t *cnt = at_calloc((size_t)P, sizeof *cnt, "summary sweep");
+        double den = 0; /* ||S_0||^2, the same for every point */
+        for (int p = 0; p < P; p++) {
             const sm_summary *pp = &s->points[p];
-            const sm_method *mp = &pp->methods[sm_method_index(pp, m0->name)];
+            mi[p] = sm_method_index(pp, m0->name);
+            const sm_method *mp = &pp->methods[mi[p]];
             int same = mp->ndims == m0->ndims;
             for (int i = 0; same && i < m0->ndims; i++) same = mp->shape[i] == m0->shape[i];
             if (!same) {
-                sw->spearman[p] = sw->rel_l2[p] = NAN;
+                mi[p] = -1;
                 if (!sw->note)
                     sw->note = sm_printf("scores of point %s have another shape than point %s's",
                                          pp->point, p0->point);
-                continue;
             }
-            double ssum = 0, num = 0, den = 0;
-            int64_t cnt = 0;
-            for (int64_t r0 = 0; r0 < n && !err->code; r0 += br) {
-                int64_t r1 = r0 + br < n ? r0 + br : n;
-                char pa[1200], pb[1200];
-                snprintf(pa, sizeof pa, "%s/%s/scores", p0->base, m0->group);
-                snprintf(pb, sizeof pb, "%s/%s/scores", pp->base, mp->group);
-                if (dset_rows(file, s->path, pa, H5T_NATIVE_FLOAT, r0, r1, a, err) ||
-                    dset_rows(file, s->path, pb, H5T_NATIVE_FLOAT, r0, r1, b, err))
-                    break;
-                row_spearman_sum(b, a, r1 - r0, d, &ssum, &cnt);
+        }
+        /* point 0's block is read once and compared with every point's */
+        char pa[1200];
+        snprintf(pa, sizeof pa, "%s/%s/scores", p0->base, m0->group);
+        for (int64_t r0 = 0; r0 < n && !err->code; r0 += br) {
+            int64_t r1 = r0 + br < n ? r0 + br : n;
+            if (dset_rows(file, s->path, pa, H5T_NATIVE_FLOAT, r0, r1, a, err)) break;
+            for (int64_t i = 0; i < (r1 - r0) * d; i++) den += (double)a[i] * (double)a[i];
+            for (int p = 0; p < P && !err->code; p++) {
+                if (mi[p] < 0) continue;
+                const sm_summary *pp = &s->points[p];
+                char pb[1200];
+                snprintf(pb, sizeof pb, "%s/%s/scores", pp->base, pp->methods[mi[p]].group);
+                if (dset_rows(file, s->path, pb, H5T_NATIVE_FLOAT, r0, r1, b, err)) break;
+                row_spearman_sum(b, a, r1 - r0, d, &ssum[p], &cnt[p]);
                 for (int64_t i = 0; i < (r1 - r0) * d; i++) {
                     double x = (double)b[i] - (double)a[i];
-                    num += x * x;
-                    den += (double)a[i] * (double)a[i];
+                    num[p] += x * x;
                 }
             }
-            sw->spearman[p] = cnt ? ssum / (double)cnt : NAN;
-            sw->rel_l2[p] = den > 0 ? sqrt(num / den) : NAN;
         }
+        for (int p = 0; p < P; p++) {
+            sw->spearman[p] = mi[p] >= 0 && cnt[p] ? ssum[p] / (double)cnt[p] : NAN;
+            sw->rel_l2[p] = mi[p] >= 0 && den > 0 ? sqrt(num[p] / den) : NAN;
+        }
+        free(mi);
+        free(ssum);
+        free(num);
+        free(cnt);
         free(a);
         free(b);
     }
