@@ -144,8 +144,6 @@ static void json_plain(FILE *o, const sm_summary *s) {
     fputs(", \"n_classes\": ", o);
     js_num(o, s->n_classes >= 0 ? (double)s->n_classes : NAN);
     if (s->content == SM_INFLUENCE) {
-        fputs(", \"train_path\": ", o);
-        js_str(o, s->train_path);
         fputs(", \"train_split\": ", o);
         js_str(o, s->train_split);
         fputs(", \"n_train\": ", o);
@@ -501,7 +499,7 @@ static void text_plain(FILE *o, const sm_summary *s) {
         fprintf(o, "%-11s%s, split %s, %s (N_test = %lld)\n", "test data", or_dash(s->data_path),
                 or_dash(s->data_split), rtxt, (long long)s->n_rows);
         fprintf(o, "%-11s%s, split %s, rows %s (N_train = %lld)\n", "train data",
-                or_dash(s->train_path), or_dash(s->train_split),
+                or_dash(s->data_path), or_dash(s->train_split),
                 or_dash(sm_attr_text(&s->job, "train_data.rows", NULL)), (long long)s->n_train);
         fprintf(o, "%-11s%lld test x %lld train per method\n", "scores", (long long)s->n_rows,
                 (long long)s->n_train);
@@ -784,8 +782,8 @@ static const char *TOPK_HELP =
     "  --opponents    the lowest scores instead (harmful train rows, negative features)\n"
     "  --csv          CSV with a header line instead of the table\n"
     "  --point NAME   one point of a sweep file\n"
-    "  --data D.h5    the dataset file to read train labels from (default: the job's\n"
-    "                 train_data.path, else data.path)\n"
+    "  --data D.h5    the dataset file to read the labels from (default: the results'\n"
+    "                 data_path attribute, the job's data.path)\n"
     "docs/inspect.md describes the output.\n";
 
 typedef struct {
@@ -893,7 +891,7 @@ static int topk_influence(const sm_summary *s, int m, int64_t sample, int64_t k,
         free(rs);
     }
     /* labels from the train (and test) data file */
-    const char *dpath = data_override ? data_override : s->train_path;
+    const char *dpath = data_override ? data_override : s->data_path;
     const char *tsplit = s->train_split ? s->train_split : "train";
     int32_t *lab = at_calloc((size_t)(k + 1), sizeof *lab, "topk");
     int32_t test_label = -1;

@@ -622,7 +622,7 @@ static void job_settings(const char *yaml, sm_attrs *all) {
 
 static const char *JOB_KEYS[] = {
     "data.split", "data.rows", "run.scheduler", "run.block_rows", "run.step_block",
-    "run.seed", "train_data.path", "train_data.split", "train_data.rows",
+    "run.seed", "train_data.split", "train_data.rows",
     "train_data.top_k", "train_data.block_rows", "metrics.curves", "metrics.agreement",
     "metrics.infidelity", "metrics.sensitivity", "output.compression",
 };
@@ -689,8 +689,6 @@ static int read_plain(sm_summary *s, hid_t base, int light, at_err *err) {
             continue;
         if (v) attrs_push_text(&s->job, JOB_KEYS[k], v);
     }
-    const char *tp = sm_attr_text(&all, "train_data.path", NULL);
-    s->train_path = tp && *tp ? sm_attr_text(&s->job, "train_data.path", NULL) : s->data_path;
     attrs_free(&all);
 
     /* timing and load */

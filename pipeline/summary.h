@@ -112,8 +112,7 @@ struct sm_summary {
     /* shortcuts into root (NULL/NaN when absent) */
     const char *format, *attrib_version, *content_text, *job_file, *job_yaml;
     const char *model_path, *model_sha256, *data_path, *data_split;
-    const char *train_path;  /* influence: train_data.path of the job, else data_path */
-    const char *train_split; /* influence: train_split */
+    const char *train_split; /* influence: the split of data_path the train rows are of */
     int64_t format_version;
     int64_t n_rows;    /* N (feature), N_test (influence); -1 unknown */
     int64_t n_train;   /* N_train (influence), else -1 */
