@@ -147,7 +147,7 @@ static void json_plain(FILE *o, const sm_summary *s) {
         fputs(", \"train_split\": ", o);
         js_str(o, s->train_split);
         fputs(", \"n_train\": ", o);
-        js_num(o, (double)s->n_train);
+        js_num(o, s->n_train >= 0 ? (double)s->n_train : NAN);
     }
     fputc('}', o);
 
@@ -632,8 +632,9 @@ static void text_sweep(FILE *o, const sm_summary *s) {
     for (int k = 0; k < s->n_keys; k++) fprintf(o, "%s%s", k ? ", " : "", s->keys[k]);
     fprintf(o, ")\n");
     /* one column per swept key, headed by the key's last component */
-    int kw[64], nk = s->n_keys < 64 ? s->n_keys : 64, used = 2 + pw;
-    const char *kh[64];
+    int nk = s->n_keys, used = 2 + pw;
+    int *kw = at_calloc((size_t)nk + 1, sizeof *kw, "inspect sweep");
+    const char **kh = at_calloc((size_t)nk + 1, sizeof *kh, "inspect sweep");
     for (int k = 0; k < nk; k++) {
         const char *dot = strrchr(s->keys[k], '.');
         kh[k] = dot ? dot + 1 : s->keys[k];
@@ -686,6 +687,8 @@ static void text_sweep(FILE *o, const sm_summary *s) {
         else
             fprintf(o, "  %s\n", line);
     }
+    free(kw);
+    free(kh);
     if (s->n_sweep_methods) {
         fprintf(o, "\nhow the settings changed the answer, against point %s:\n", s->point_names[0]);
         fprintf(o, "  spearman = mean over samples of the Spearman correlation of a sample's "
