@@ -144,12 +144,10 @@ static void json_plain(FILE *o, const sm_summary *s) {
     fputs(", \"n_classes\": ", o);
     js_num(o, s->n_classes >= 0 ? (double)s->n_classes : NAN);
     if (s->content == SM_INFLUENCE) {
-        fputs(", \"train_path\": ", o);
-        js_str(o, s->train_path);
         fputs(", \"train_split\": ", o);
         js_str(o, s->train_split);
         fputs(", \"n_train\": ", o);
-        js_num(o, (double)s->n_train);
+        js_num(o, s->n_train >= 0 ? (double)s->n_train : NAN);
     }
     fputc('}', o);
 
@@ -501,7 +499,7 @@ static void text_plain(FILE *o, const sm_summary *s) {
         fprintf(o, "%-11s%s, split %s, %s (N_test = %lld)\n", "test data", or_dash(s->data_path),
                 or_dash(s->data_split), rtxt, (long long)s->n_rows);
         fprintf(o, "%-11s%s, split %s, rows %s (N_train = %lld)\n", "train data",
-                or_dash(s->train_path), or_dash(s->train_split),
+                or_dash(s->data_path), or_dash(s->train_split),
                 or_dash(sm_attr_text(&s->job, "train_data.rows", NULL)), (long long)s->n_train);
         fprintf(o, "%-11s%lld test x %lld train per method\n", "scores", (long long)s->n_rows,
                 (long long)s->n_train);
@@ -634,8 +632,9 @@ static void text_sweep(FILE *o, const sm_summary *s) {
     for (int k = 0; k < s->n_keys; k++) fprintf(o, "%s%s", k ? ", " : "", s->keys[k]);
     fprintf(o, ")\n");
     /* one column per swept key, headed by the key's last component */
-    int kw[64], nk = s->n_keys < 64 ? s->n_keys : 64, used = 2 + pw;
-    const char *kh[64];
+    int nk = s->n_keys, used = 2 + pw;
+    int *kw = at_calloc((size_t)nk + 1, sizeof *kw, "inspect sweep");
+    const char **kh = at_calloc((size_t)nk + 1, sizeof *kh, "inspect sweep");
     for (int k = 0; k < nk; k++) {
         const char *dot = strrchr(s->keys[k], '.');
         kh[k] = dot ? dot + 1 : s->keys[k];
@@ -688,6 +687,8 @@ static void text_sweep(FILE *o, const sm_summary *s) {
         else
             fprintf(o, "  %s\n", line);
     }
+    free(kw);
+    free(kh);
     if (s->n_sweep_methods) {
         fprintf(o, "\nhow the settings changed the answer, against point %s:\n", s->point_names[0]);
         fprintf(o, "  spearman = mean over samples of the Spearman correlation of a sample's "
@@ -784,8 +785,8 @@ static const char *TOPK_HELP =
     "  --opponents    the lowest scores instead (harmful train rows, negative features)\n"
     "  --csv          CSV with a header line instead of the table\n"
     "  --point NAME   one point of a sweep file\n"
-    "  --data D.h5    the dataset file to read train labels from (default: the job's\n"
-    "                 train_data.path, else data.path)\n"
+    "  --data D.h5    the dataset file to read the labels from (default: the results'\n"
+    "                 data_path attribute, the job's data.path)\n"
     "docs/inspect.md describes the output.\n";
 
 typedef struct {
@@ -893,7 +894,7 @@ static int topk_influence(const sm_summary *s, int m, int64_t sample, int64_t k,
         free(rs);
     }
     /* labels from the train (and test) data file */
-    const char *dpath = data_override ? data_override : s->train_path;
+    const char *dpath = data_override ? data_override : s->data_path;
     const char *tsplit = s->train_split ? s->train_split : "train";
     int32_t *lab = at_calloc((size_t)(k + 1), sizeof *lab, "topk");
     int32_t test_label = -1;
@@ -1048,14 +1049,7 @@ int cmd_topk(int argc, char **argv) {
     memset(&s, 0, sizeof s);
     if (!err.code) sm_read_light(&s, path, point, &err);
     if (!err.code && s.content == SM_SWEEP) {
-        char *pts = NULL;
-        size_t len = 1;
-        for (int p = 0; p < s.n_points; p++) len += strlen(s.point_names[p]) + 2;
-        pts = at_calloc(len, 1, "topk");
-        for (int p = 0; p < s.n_points; p++) {
-            if (p) strcat(pts, ", ");
-            strcat(pts, s.point_names[p]);
-        }
+        char *pts = sm_join((const char *const *)s.point_names, s.n_points);
         at_err_set(&err, AT_EUSER, "%s: topk: the file is a sweep; choose a point with --point "
                    "NAME (%s)", path, pts);
         free(pts);

@@ -8,8 +8,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include <hdf5.h>
-
 #include "h5io.h"
 #include "pipeline.h"
 #include "render.h"
@@ -20,325 +18,6 @@
 enum { PAD = 8, GAP = 2, BAR_H = 12, FRAME = 2 };
 #define RENDER_MAX_PIXELS ((int64_t)64 << 20)
 #define RENDER_ROBUST_Q 0.99
-
-/* ------------------------------------------------------------- the view */
-
-static hid_t rv_root(const rv_file *f) { return (hid_t)f->root; }
-
-/* A 1-D string dataset (variable or fixed length) into malloc'd names:
- * the count, or -1 when absent or not strings. */
-static int rv_strings(const rv_file *f, const char *rel, char ***names) {
-    *names = NULL;
-    int64_t dims[4];
-    if (rv_dims(f, rel, dims) != 1 || dims[0] > (1 << 20)) return -1;
-    hid_t d = H5Dopen2(rv_root(f), rel, H5P_DEFAULT);
-    hid_t t = H5Dget_type(d);
-    int n = (int)dims[0], rc = -1;
-    if (H5Tget_class(t) == H5T_STRING) {
-        char **out = at_calloc((size_t)n + 1, sizeof *out, "rv strings");
-        if (H5Tis_variable_str(t) > 0) {
-            hid_t mt = H5Tcopy(H5T_C_S1);
-            H5Tset_size(mt, H5T_VARIABLE);
-            H5Tset_cset(mt, H5Tget_cset(t));
-            char **raw = at_calloc((size_t)n + 1, sizeof *raw, "rv strings");
-            if (H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw) >= 0) {
-                for (int i = 0; i < n; i++) out[i] = at_strdup(raw[i] ? raw[i] : "", "rv string");
-                hid_t sp = H5Dget_space(d);
-                H5Dvlen_reclaim(mt, sp, H5P_DEFAULT, raw);
-                H5Sclose(sp);
-                rc = n;
-            }
-            free(raw);
-            H5Tclose(mt);
-        } else {
-            size_t w = H5Tget_size(t);
-            char *buf = at_calloc((size_t)n * w + 1, 1, "rv strings");
-            hid_t mt = H5Tcopy(t);
-            if (H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0) {
-                for (int i = 0; i < n; i++) {
-                    out[i] = at_calloc(w + 1, 1, "rv string");
-                    memcpy(out[i], buf + (size_t)i * w, w);
-                }
-                rc = n;
-            }
-            H5Tclose(mt);
-            free(buf);
-        }
-        if (rc < 0) rv_free_names(out, n);
-        else *names = out;
-    }
-    H5Tclose(t);
-    H5Dclose(d);
-    return rc;
-}
-
-int rv_open(rv_file *f, const char *path, const char *point, at_err *err) {
-    f->file = -1;
-    f->root = -1;
-    snprintf(f->path, sizeof f->path, "%s", path);
-    snprintf(f->where, sizeof f->where, "%s", path);
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return at_err_set(err, AT_EUSER, "%s: cannot open (%s)", path, strerror(errno));
-    if (S_ISDIR(st.st_mode))
-        return at_err_set(err, AT_EUSER, "%s: cannot open: a directory, not a results file", path);
-    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (file < 0)
-        return at_err_set(err, AT_EUSER, "%s: cannot open as an HDF5 file (not HDF5, truncated "
-                          "or unreadable)", path);
-    f->file = (int64_t)file;
-    hid_t root = H5Gopen2(file, "/", H5P_DEFAULT);
-    f->root = (int64_t)root;
-    char *fmt = NULL, *content = NULL;
-    rv_attr_str(f, "", "format", &fmt);
-    rv_attr_str(f, "", "content", &content);
-    int sweep = content && strcmp(content, "sweep") == 0;
-    int rc = 0;
-    if (!fmt || strcmp(fmt, "attrib-results") != 0) {
-        rc = at_err_set(err, AT_EUSER,
-                        "%s: not an attrib results file (root attribute format = %s%s%s, "
-                        "expected \"attrib-results\")", path, fmt ? "\"" : "",
-                        fmt ? fmt : "absent", fmt ? "\"" : "");
-    } else if (sweep || point) {
-        /* the points in sweep order (/sweep/name), else in name order */
-        char **names = NULL;
-        int n = sweep ? rv_strings(f, "sweep/name", &names) : 0;
-        if (sweep && n <= 0) n = rv_members(f, "points", &names);
-        char list[1024] = "";
-        size_t len = 0;
-        for (int i = 0; i < n && len + 8 < sizeof list; i++)
-            len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", names[i]);
-        if (len >= sizeof list - 8) snprintf(list + sizeof list - 8, 8, ", ...");
-        if (!sweep)
-            rc = at_err_set(err, AT_EUSER, "%s: --point %s: the file is not a sweep (no /points)",
-                            path, point);
-        else if (!point)
-            rc = at_err_set(err, AT_EUSER,
-                            "%s is a sweep: choose one of its %d points with --point NAME: %s",
-                            path, n, list);
-        else {
-            char rel[1200];
-            snprintf(rel, sizeof rel, "points/%s", point);
-            if (strchr(point, '/') || !rv_exists(f, rel))
-                rc = at_err_set(err, AT_EUSER, "%s: --point %s: no such point; its points: %s",
-                                path, point, list);
-            else {
-                H5Gclose(root);
-                f->root = (int64_t)H5Gopen2(file, rel, H5P_DEFAULT);
-                snprintf(f->where, sizeof f->where, "%s (point %s)", path, point);
-            }
-        }
-        rv_free_names(names, n);
-    }
-    free(fmt);
-    free(content);
-    return rc;
-}
-
-void rv_close(rv_file *f) {
-    if (f->root >= 0) H5Gclose((hid_t)f->root);
-    if (f->file >= 0) H5Fclose((hid_t)f->file);
-    f->root = f->file = -1;
-}
-
-int rv_exists(const rv_file *f, const char *rel) {
-    /* every prefix must exist before H5Oexists_by_name may be asked */
-    char buf[1200];
-    snprintf(buf, sizeof buf, "%s", rel);
-    for (char *p = buf;; p++) {
-        if (*p == '/' || *p == '\0') {
-            char c = *p;
-            *p = '\0';
-            if (H5Lexists(rv_root(f), buf, H5P_DEFAULT) <= 0) return 0;
-            if (H5Oexists_by_name(rv_root(f), buf, H5P_DEFAULT) <= 0) return 0;
-            if (!c) return 1;
-            *p = c;
-        }
-    }
-}
-
-int rv_dims(const rv_file *f, const char *rel, int64_t *dims) {
-    if (!rv_exists(f, rel)) return -1;
-    H5O_info_t oi;
-    if (H5Oget_info_by_name(rv_root(f), rel, &oi, H5P_DEFAULT) < 0 || oi.type != H5O_TYPE_DATASET)
-        return -1;
-    hid_t d = H5Dopen2(rv_root(f), rel, H5P_DEFAULT);
-    if (d < 0) return -1;
-    hid_t s = H5Dget_space(d);
-    int nd = H5Sget_simple_extent_ndims(s);
-    hsize_t hd[H5S_MAX_RANK];
-    if (nd > 4 || nd < 0) nd = -1;
-    else H5Sget_simple_extent_dims(s, hd, NULL);
-    for (int i = 0; i < nd; i++) dims[i] = (int64_t)hd[i];
-    H5Sclose(s);
-    H5Dclose(d);
-    return nd;
-}
-
-typedef struct {
-    char **names;
-    int n, cap;
-} name_list;
-
-static herr_t rv_member_cb(hid_t g, const char *name, const H5L_info_t *info, void *op) {
-    (void)g;
-    (void)info;
-    name_list *l = op;
-    if (l->n == l->cap) {
-        l->cap = l->cap ? 2 * l->cap : 16;
-        l->names = at_realloc(l->names, (size_t)l->cap * sizeof *l->names, "rv names");
-    }
-    l->names[l->n++] = at_strdup(name, "rv name");
-    return 0;
-}
-
-int rv_members(const rv_file *f, const char *rel, char ***names) {
-    *names = NULL;
-    if (!rv_exists(f, rel)) return 0;
-    hid_t g = H5Gopen2(rv_root(f), rel, H5P_DEFAULT);
-    if (g < 0) return 0;
-    name_list l = {0};
-    hid_t cpl = H5Gget_create_plist(g);
-    unsigned flags = 0;
-    H5Pget_link_creation_order(cpl, &flags);
-    H5Pclose(cpl);
-    H5_index_t idx = (flags & H5P_CRT_ORDER_TRACKED) ? H5_INDEX_CRT_ORDER : H5_INDEX_NAME;
-    hsize_t pos = 0;
-    if (H5Literate(g, idx, H5_ITER_INC, &pos, rv_member_cb, &l) < 0) {
-        pos = 0;
-        rv_free_names(l.names, l.n);
-        l = (name_list){0};
-        H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &pos, rv_member_cb, &l);
-    }
-    H5Gclose(g);
-    *names = l.names;
-    return l.n;
-}
-
-void rv_free_names(char **names, int n) {
-    for (int i = 0; i < n; i++) free(names[i]);
-    free(names);
-}
-
-static hid_t rv_attr_open(const rv_file *f, const char *rel, const char *name) {
-    const char *obj = rel && rel[0] ? rel : ".";
-    if (rel && rel[0] && !rv_exists(f, rel)) return -1;
-    if (H5Aexists_by_name(rv_root(f), obj, name, H5P_DEFAULT) <= 0) return -1;
-    return H5Aopen_by_name(rv_root(f), obj, name, H5P_DEFAULT, H5P_DEFAULT);
-}
-
-int rv_attr_str(const rv_file *f, const char *rel, const char *name, char **out) {
-    *out = NULL;
-    hid_t a = rv_attr_open(f, rel, name);
-    if (a < 0) return 0;
-    hid_t t = H5Aget_type(a), s = H5Aget_space(a);
-    int ok = 0;
-    if (H5Tget_class(t) == H5T_STRING && H5Sget_simple_extent_npoints(s) == 1) {
-        if (H5Tis_variable_str(t) > 0) {
-            hid_t mt = H5Tcopy(H5T_C_S1);
-            H5Tset_size(mt, H5T_VARIABLE);
-            H5Tset_cset(mt, H5Tget_cset(t));
-            char *p = NULL;
-            if (H5Aread(a, mt, &p) >= 0 && p) {
-                *out = at_strdup(p, "rv attr");
-                ok = 1;
-            }
-            if (p) H5free_memory(p);
-            H5Tclose(mt);
-        } else {
-            size_t n = H5Tget_size(t);
-            char *buf = at_calloc(n + 1, 1, "rv attr");
-            hid_t mt = H5Tcopy(t);
-            if (H5Aread(a, mt, buf) >= 0) {
-                *out = buf;
-                ok = 1;
-            } else {
-                free(buf);
-            }
-            H5Tclose(mt);
-        }
-    }
-    H5Sclose(s);
-    H5Tclose(t);
-    H5Aclose(a);
-    return ok;
-}
-
-int rv_attr_f64(const rv_file *f, const char *rel, const char *name, double *out) {
-    hid_t a = rv_attr_open(f, rel, name);
-    if (a < 0) return 0;
-    hid_t t = H5Aget_type(a), s = H5Aget_space(a);
-    int ok = 0;
-    H5T_class_t c = H5Tget_class(t);
-    hssize_t n = H5Sget_simple_extent_npoints(s);
-    if ((c == H5T_INTEGER || c == H5T_FLOAT) && n >= 1 && n < (1 << 20)) {
-        double *v = at_malloc((size_t)n * sizeof *v, "rv attr");
-        if (H5Aread(a, H5T_NATIVE_DOUBLE, v) >= 0) {
-            *out = v[0];
-            ok = 1;
-        }
-        free(v);
-    }
-    H5Sclose(s);
-    H5Tclose(t);
-    H5Aclose(a);
-    return ok;
-}
-
-static int rv_read(const rv_file *f, const char *rel, int64_t r0, int64_t r1, hid_t mem,
-                   H5T_class_t want, void *out, at_err *err) {
-    int64_t dims[4];
-    int nd = rv_dims(f, rel, dims);
-    if (nd < 1)
-        return at_err_set(err, AT_EUSER, "%s: dataset /%s is missing", f->where, rel);
-    if (r0 < 0 || r1 > dims[0] || r0 > r1)
-        return at_err_set(err, AT_EUSER, "%s: /%s has %lld rows; rows %lld:%lld were asked for",
-                          f->where, rel, (long long)dims[0], (long long)r0, (long long)r1);
-    if (r0 == r1) return 0;
-    hid_t d = H5Dopen2(rv_root(f), rel, H5P_DEFAULT);
-    hid_t t = H5Dget_type(d);
-    H5T_class_t c = H5Tget_class(t);
-    H5Tclose(t);
-    int rc = 0;
-    if (c != H5T_INTEGER && !(c == H5T_FLOAT && want == H5T_FLOAT)) {
-        rc = at_err_set(err, AT_EUSER, "%s: /%s is not %s", f->where, rel,
-                        want == H5T_FLOAT ? "numeric" : "an integer dataset");
-    } else {
-        hid_t fs = H5Dget_space(d);
-        hsize_t start[4] = {0}, count[4];
-        for (int i = 0; i < nd; i++) count[i] = (hsize_t)dims[i];
-        start[0] = (hsize_t)r0;
-        count[0] = (hsize_t)(r1 - r0);
-        hid_t ms = H5Screate_simple(nd, count, NULL);
-        if (H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
-            H5Dread(d, mem, ms, fs, H5P_DEFAULT, out) < 0)
-            rc = at_err_set(err, AT_EUSER, "%s: cannot read /%s rows %lld:%lld", f->where, rel,
-                            (long long)r0, (long long)r1);
-        H5Sclose(ms);
-        H5Sclose(fs);
-    }
-    H5Dclose(d);
-    return rc;
-}
-
-int rv_read_f32(const rv_file *f, const char *rel, int64_t r0, int64_t r1, float *out,
-                at_err *err) {
-    return rv_read(f, rel, r0, r1, H5T_NATIVE_FLOAT, H5T_FLOAT, out, err);
-}
-
-int rv_read_i64(const rv_file *f, const char *rel, int64_t r0, int64_t r1, int64_t *out,
-                at_err *err) {
-    return rv_read(f, rel, r0, r1, H5T_NATIVE_INT64, H5T_INTEGER, out, err);
-}
-
-int render_methods(const rv_file *f, char ***names, const char **kind_dir) {
-    *kind_dir = NULL;
-    *names = NULL;
-    if (rv_exists(f, "attributions")) *kind_dir = "attributions";
-    else if (rv_exists(f, "influence")) *kind_dir = "influence";
-    else return 0;
-    return rv_members(f, *kind_dir, names);
-}
 
 /* ------------------------------------------------------------- drawing */
 
@@ -381,6 +60,12 @@ static uint8_t to_u8(double v) {
     if (!(v > 0)) return 0;
     if (v >= 255) return 255;
     return (uint8_t)lrint(v);
+}
+
+void render_cmap_rgb(double t, uint8_t rgb[3]) {
+    double col[3];
+    cmap(t, col);
+    for (int k = 0; k < 3; k++) rgb[k] = to_u8(col[k]);
 }
 
 /* Input pixel value in [0, 1] -> gray level round(255 x), clipped. */
@@ -514,51 +199,50 @@ typedef struct {
     h5_dataset_info ti, ri;
 } data_src;
 
-static int data_open(data_src *d, const rv_file *f, const render_opts *o, int need_train,
-                     int h, int w, at_err *err) {
+/* Open the test split of the results' data (o->data, else its data_path
+ * attribute) and, with need_train, its train split. h = w = 0: the image
+ * shape is taken from the data (flat rows are refused); else the data's
+ * images must be (h, w). Returns 0 or AT_EUSER naming the file and split. */
+static int data_open(data_src *d, const sm_summary *s, const char *where, const render_opts *o,
+                     int need_train, int h, int w, at_err *err) {
     memset(d, 0, sizeof *d);
-    char *split = NULL, *train_split = NULL;
-    int rc = 0;
-    if (o->data) d->path = at_strdup(o->data, "render data");
-    else if (!rv_attr_str(f, "", "data_path", &d->path))
+    const char *path = o->data ? o->data : s->data_path;
+    if (!path)
         return at_err_set(err, AT_EUSER, "%s: root attribute data_path is missing (give --data D.h5)",
-                          f->where);
-    if (!rv_attr_str(f, "", "data_split", &split)) {
-        rc = at_err_set(err, AT_EUSER, "%s: root attribute data_split is missing", f->where);
-        goto out;
-    }
-    if (h5_reader_open(&d->test, d->path, split, &d->ti, err)) {
+                          where);
+    if (!s->data_split)
+        return at_err_set(err, AT_EUSER, "%s: root attribute data_split is missing", where);
+    d->path = at_strdup(path, "render data");
+    if (h5_reader_open(&d->test, d->path, s->data_split, &d->ti, err)) {
         if (o->data) at_err_prefix(err, "render: --data: ");
-        else at_err_prefix(err, "%s names its data (moved? give --data D.h5): ", f->where);
-        rc = err->code;
-        goto out;
+        else at_err_prefix(err, "%s names its data (moved? give --data D.h5): ", where);
+        return err->code;
     }
-    if (d->ti.n_feat_dims != 2 || d->ti.feat_shape[0] != h || d->ti.feat_shape[1] != w) {
-        rc = at_err_set(err, AT_EUSER,
-                        "%s split '%s': images of %lld features per row, not the (%d, %d) images "
-                        "the results have", d->path, split, (long long)d->ti.n_features, h, w);
-        goto out;
+    if (h == 0 && w == 0 && d->ti.n_feat_dims != 2)
+        return at_err_set(err, AT_EUSER,
+                          "%s: method '%s': the data %s split '%s' has flat rows of %lld features, "
+                          "not images (N, H, W): render draws images only", where, o->method,
+                          d->path, s->data_split, (long long)d->ti.n_features);
+    if (h == 0 && w == 0) {
+        h = (int)d->ti.feat_shape[0];
+        w = (int)d->ti.feat_shape[1];
     }
+    if (d->ti.n_feat_dims != 2 || d->ti.feat_shape[0] != h || d->ti.feat_shape[1] != w)
+        return at_err_set(err, AT_EUSER,
+                          "%s split '%s': images of %lld features per row, not the (%d, %d) images "
+                          "the results have", d->path, s->data_split, (long long)d->ti.n_features,
+                          h, w);
     if (need_train) {
-        if (!rv_attr_str(f, "", "train_split", &train_split)) {
-            rc = at_err_set(err, AT_EUSER, "%s: root attribute train_split is missing", f->where);
-            goto out;
-        }
-        if (h5_reader_open(&d->train, d->path, train_split, &d->ri, err)) {
-            rc = err->code;
-            goto out;
-        }
-        if (d->ri.n_features != d->ti.n_features) {
-            rc = at_err_set(err, AT_EUSER, "%s: split '%s' has %lld features per row, split '%s' %lld",
-                            d->path, train_split, (long long)d->ri.n_features, split,
-                            (long long)d->ti.n_features);
-            goto out;
-        }
+        if (!s->train_split)
+            return at_err_set(err, AT_EUSER, "%s: root attribute train_split is missing", where);
+        if (h5_reader_open(&d->train, d->path, s->train_split, &d->ri, err)) return err->code;
+        if (d->ri.n_features != d->ti.n_features)
+            return at_err_set(err, AT_EUSER,
+                              "%s: split '%s' has %lld features per row, split '%s' %lld", d->path,
+                              s->train_split, (long long)d->ri.n_features, s->data_split,
+                              (long long)d->ti.n_features);
     }
-out:
-    free(split);
-    free(train_split);
-    return rc;
+    return 0;
 }
 
 static void data_close(data_src *d) {
@@ -597,43 +281,39 @@ static int check_size(int64_t w, int64_t h, const char *what, at_err *err) {
     return 0;
 }
 
-static int samples_range(const render_opts *o, int64_t n, const char *where, int64_t *s0,
-                         int64_t *s1, at_err *err) {
+int render_samples(const render_opts *o, int64_t n, const char *cmd, const char *where,
+                   int64_t *s0, int64_t *s1, at_err *err) {
     *s0 = o->s0;
     *s1 = o->s1 == INT64_MAX ? n : o->s1 < 0 ? (o->s0 + 8 < n ? o->s0 + 8 : n) : o->s1;
     if (*s0 < 0 || *s0 >= n || *s1 > n || *s1 <= *s0)
         return at_err_set(err, AT_EUSER,
-                          "render: --samples %lld:%lld is out of range: %s has %lld samples "
-                          "(positions 0 to %lld; expected A:B with 0 <= A < B <= %lld)",
+                          "%s: --samples %lld:%lld is out of range: %s has %lld samples "
+                          "(positions 0 to %lld; expected A:B with 0 <= A < B <= %lld)", cmd,
                           (long long)o->s0, (long long)*s1, where, (long long)n,
                           (long long)(n - 1), (long long)n);
     return 0;
 }
 
-static int render_attr(const rv_file *f, const render_opts *o, const char *dir,
+/* Method m (feature attributions) of s as a grid of [input | overlay]
+ * pairs; where names the file (and point) in messages. */
+static int render_attr(const sm_summary *s, int m, const char *where, const render_opts *o,
                        render_info *ri, at_err *err) {
-    char rel[1200];
-    snprintf(rel, sizeof rel, "%s/%s/scores", dir, o->method);
-    int64_t dims[4];
-    int nd = rv_dims(f, rel, dims);
-    if (nd != 3) {
+    const sm_method *me = &s->methods[m];
+    if (me->ndims != 3) {
         char shape[128] = "";
         size_t len = 0;
-        for (int i = 0; i < nd && len < sizeof shape; i++)
+        for (int i = 0; i < me->ndims && len < sizeof shape; i++)
             len += (size_t)snprintf(shape + len, sizeof shape - len, "%s%lld", i ? ", " : "",
-                                    (long long)dims[i]);
-        if (nd < 0)
-            return at_err_set(err, AT_EUSER, "%s: method '%s' has no dataset /%s", f->where,
-                              o->method, rel);
+                                    (long long)me->shape[i]);
         return at_err_set(err, AT_EUSER,
-                          "%s: method '%s' has scores of shape (%s) (/%s): render draws "
+                          "%s: method '%s' has scores of shape (%s) (/%s/scores): render draws "
                           "images only, scores (N, H, W); these inputs are not images",
-                          f->where, o->method, shape, rel);
+                          where, me->name, shape, me->group);
     }
-    int64_t n = dims[0];
-    int h = (int)dims[1], w = (int)dims[2];
+    int64_t n = me->shape[0];
+    int h = (int)me->shape[1], w = (int)me->shape[2];
     int64_t s0, s1;
-    if (samples_range(o, n, f->where, &s0, &s1, err)) return err->code;
+    if (render_samples(o, n, "render", where, &s0, &s1, err)) return err->code;
     int cnt = (int)(s1 - s0), cols = o->cols < cnt ? o->cols : cnt, z = o->zoom;
     int nrows = (cnt + cols - 1) / cols;
     int64_t cell_w = 2 * (int64_t)w * z + GAP, cell_h = (int64_t)h * z;
@@ -648,27 +328,29 @@ static int render_attr(const rv_file *f, const render_opts *o, const char *dir,
     canvas cv = {0};
     int rc = 0;
     memset(&ds, 0, sizeof ds);
-    if ((rc = rv_read_f32(f, rel, s0, s1, scores, err))) goto out;
-    if ((rc = rv_read_i64(f, "sample", s0, s1, rows, err))) goto out;
-    if ((rc = data_open(&ds, f, o, 0, h, w, err))) goto out;
+    if ((rc = sm_scores_rows(s, m, s0, s1, scores, err))) goto out;
+    if ((rc = sm_read_i64(s, "sample", s0, s1, rows, err)) == 1)
+        rc = at_err_set(err, AT_EUSER, "%s: dataset /sample is missing", where);
+    if (rc) goto out;
+    if ((rc = data_open(&ds, s, where, o, 0, h, w, err))) goto out;
     for (int k = 0; k < cnt; k++)
         if ((rc = data_row(ds.test, &ds.ti, ds.path, rows[k], imgs + k * D, err))) goto out;
 
-    double shared = robust_max(scores, cnt * D);
+    double shared = o->scale == RENDER_SCALE_SHARED ? robust_max(scores, cnt * D) : 0;
     canvas_init(&cv, (int)W, (int)H);
     for (int k = 0; k < cnt; k++) {
         int col = k % cols, row = k / cols;
         int x0 = PAD + col * (int)(cell_w + PAD), y0 = PAD + row * (int)(cell_h + PAD);
-        double m = o->scale == RENDER_SCALE_SHARED ? shared : robust_max(scores + k * D, D);
+        double sc = o->scale == RENDER_SCALE_SHARED ? shared : robust_max(scores + k * D, D);
         draw_input(&cv, x0, y0, imgs + k * D, h, w, z);
-        draw_overlay(&cv, x0 + w * z + GAP, y0, imgs + k * D, scores + k * D, h, w, z, m, o->alpha);
+        draw_overlay(&cv, x0 + w * z + GAP, y0, imgs + k * D, scores + k * D, h, w, z, sc,
+                     o->alpha);
     }
     /* the colour bar: t from -1 (left) to +1 (right) over the inner width */
     int bx = PAD, bw = (int)W - 2 * PAD, by = (int)H - PAD - BAR_H;
     for (int x = 0; x < bw; x++) {
-        double t = bw > 1 ? -1.0 + 2.0 * x / (bw - 1) : 0, col[3];
-        cmap(t, col);
-        uint8_t rgb[3] = {to_u8(col[0]), to_u8(col[1]), to_u8(col[2])};
+        uint8_t rgb[3];
+        render_cmap_rgb(bw > 1 ? -1.0 + 2.0 * x / (bw - 1) : 0, rgb);
         fill(&cv, bx + x, by, 1, BAR_H, rgb);
     }
     rc = png_write(&cv, o->out, err);
@@ -678,7 +360,7 @@ static int render_attr(const rv_file *f, const render_opts *o, const char *dir,
         ri->s1 = s1;
         ri->width = (int)W;
         ri->height = (int)H;
-        ri->scale_max = o->scale == RENDER_SCALE_SHARED ? shared : 0;
+        ri->scale_max = shared;
     }
 out:
     data_close(&ds);
@@ -696,63 +378,46 @@ static void draw_tile(canvas *c, int x0, int y0, const float *img, int h, int w,
     draw_input(c, x0 + FRAME, y0 + FRAME, img, h, w, z);
 }
 
-static int render_infl(const rv_file *f, const render_opts *o, render_info *ri, at_err *err) {
+/* Method m (influence) of s: one row per test sample of [test |
+ * proponents | opponents]. */
+static int render_infl(const sm_summary *s, int m, const char *where, const render_opts *o,
+                       render_info *ri, at_err *err) {
+    const sm_method *me = &s->methods[m];
     char top_rel[1200], opp_rel[1200];
-    snprintf(top_rel, sizeof top_rel, "influence/%s/topk_index", o->method);
-    snprintf(opp_rel, sizeof opp_rel, "influence/%s/opponents_index", o->method);
-    int64_t dt[4], dp[4], dtest[4];
-    if (rv_dims(f, top_rel, dt) != 2 || rv_dims(f, opp_rel, dp) != 2 || dt[1] < 1 ||
-        dp[0] != dt[0] || dp[1] != dt[1])
+    snprintf(top_rel, sizeof top_rel, "%s/topk_index", me->group);
+    snprintf(opp_rel, sizeof opp_rel, "%s/opponents_index", me->group);
+    int64_t dt[SM_MAX_DIMS], dp[SM_MAX_DIMS], dtest[SM_MAX_DIMS];
+    int64_t K = me->top_k;
+    if (K < 1 || sm_dataset_shape(s, top_rel, dt) != 2 || sm_dataset_shape(s, opp_rel, dp) != 2 ||
+        dp[0] != dt[0] || dp[1] != K)
         return at_err_set(err, AT_EUSER,
                           "%s: influence method '%s' has no top-k lists (/%s and /%s, (N_test, K) "
-                          "with K >= 1; train_data.top_k was 0?)", f->where, o->method, top_rel,
+                          "with K >= 1; train_data.top_k was 0?)", where, me->name, top_rel,
                           opp_rel);
-    if (rv_dims(f, "test", dtest) != 1 || dtest[0] != dt[0])
-        return at_err_set(err, AT_EUSER, "%s: /test is missing or not %lld long", f->where,
+    if (sm_dataset_shape(s, "test", dtest) != 1 || dtest[0] != dt[0])
+        return at_err_set(err, AT_EUSER, "%s: /test is missing or not %lld long", where,
                           (long long)dt[0]);
     int64_t n = dt[0];
-    int K = (int)dt[1], k_show = o->top > 0 && o->top < K ? o->top : K;
+    int k_show = o->top > 0 && o->top < K ? o->top : (int)K;
     int64_t s0, s1;
-    if (samples_range(o, n, f->where, &s0, &s1, err)) return err->code;
+    if (render_samples(o, n, "render", where, &s0, &s1, err)) return err->code;
     int cnt = (int)(s1 - s0), z = o->zoom;
 
+    /* the image shape comes from the data */
     data_src ds;
-    memset(&ds, 0, sizeof ds);
-    /* the image shape comes from the data: open it first */
-    char *dp_path = NULL, *split = NULL;
-    int h = 0, w = 0, rc = 0;
-    {
-        h5_reader *r = NULL;
-        h5_dataset_info inf;
-        if (o->data) dp_path = at_strdup(o->data, "render data");
-        else if (!rv_attr_str(f, "", "data_path", &dp_path))
-            return at_err_set(err, AT_EUSER, "%s: root attribute data_path is missing (give --data D.h5)",
-                              f->where);
-        if (!rv_attr_str(f, "", "data_split", &split)) {
-            free(dp_path);
-            return at_err_set(err, AT_EUSER, "%s: root attribute data_split is missing", f->where);
-        }
-        rc = h5_reader_open(&r, dp_path, split, &inf, err);
-        if (rc && o->data) at_err_prefix(err, "render: --data: ");
-        else if (rc) at_err_prefix(err, "%s names its data (moved? give --data D.h5): ", f->where);
-        else if (inf.n_feat_dims != 2)
-            rc = at_err_set(err, AT_EUSER,
-                            "%s: method '%s': the data %s split '%s' has flat rows of %lld features, "
-                            "not images (N, H, W): render draws images only", f->where, o->method,
-                            dp_path, split, (long long)inf.n_features);
-        else {
-            h = (int)inf.feat_shape[0];
-            w = (int)inf.feat_shape[1];
-        }
-        if (r) h5_reader_close(r);
-        free(dp_path);
-        free(split);
-        if (rc) return rc;
+    int rc = data_open(&ds, s, where, o, 1, 0, 0, err);
+    if (rc) {
+        data_close(&ds);
+        return rc;
     }
+    int h = (int)ds.ti.feat_shape[0], w = (int)ds.ti.feat_shape[1];
     int64_t tw = (int64_t)w * z + 2 * FRAME, th = (int64_t)h * z + 2 * FRAME;
     int64_t W = PAD + tw + 2 * PAD + 2 * (k_show * tw + (k_show - 1) * GAP) + 2 * PAD + PAD;
     int64_t H = PAD + cnt * (th + PAD);
-    if (check_size(W, H, "samples", err)) return err->code;
+    if (check_size(W, H, "samples", err)) {
+        data_close(&ds);
+        return err->code;
+    }
 
     int64_t D = (int64_t)h * w;
     int64_t *test_rows = at_malloc((size_t)cnt * sizeof *test_rows, "render rows");
@@ -760,10 +425,13 @@ static int render_infl(const rv_file *f, const render_opts *o, render_info *ri, 
     int64_t *opp = at_malloc((size_t)(cnt * K) * sizeof *opp, "render opponents");
     float *img = at_malloc((size_t)D * sizeof *img, "render image");
     canvas cv = {0};
-    if ((rc = rv_read_i64(f, "test", s0, s1, test_rows, err))) goto out;
-    if ((rc = rv_read_i64(f, top_rel, s0, s1, top, err))) goto out;
-    if ((rc = rv_read_i64(f, opp_rel, s0, s1, opp, err))) goto out;
-    if ((rc = data_open(&ds, f, o, 1, h, w, err))) goto out;
+    const char *rel[3] = {"test", top_rel, opp_rel};
+    int64_t *dst[3] = {test_rows, top, opp};
+    for (int q = 0; q < 3; q++) {
+        if ((rc = sm_read_i64(s, rel[q], s0, s1, dst[q], err)) == 1)
+            rc = at_err_set(err, AT_EUSER, "%s: dataset /%s is missing", where, rel[q]);
+        if (rc) goto out;
+    }
     canvas_init(&cv, (int)W, (int)H);
     for (int k = 0; k < cnt; k++) {
         int y0 = PAD + k * (int)(th + PAD), x = PAD;
@@ -799,37 +467,40 @@ out:
     return rc;
 }
 
-int render_png(const render_opts *o, render_info *info, at_err *err) {
-    rv_file f;
-    int rc = rv_open(&f, o->results, o->point, err);
-    if (!rc) {
-        char **names = NULL;
-        const char *dir = NULL;
-        int n = render_methods(&f, &names, &dir), found = 0;
-        char list[2048] = "";
-        size_t len = 0;
-        for (int i = 0; i < n; i++) {
-            if (o->method && strcmp(names[i], o->method) == 0) found = 1;
-            if (len + 8 < sizeof list)
-                len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "",
-                                        names[i]);
-        }
-        if (!dir)
-            rc = at_err_set(err, AT_EUSER,
-                            "%s: no /attributions or /influence group: nothing to render", f.where);
-        else if (!o->method)
-            rc = at_err_set(err, AT_EUSER, "render: --method is required; %s has: %s", f.where,
-                            list);
-        else if (!found)
-            rc = at_err_set(err, AT_EUSER, "render: %s has no method '%s' in /%s; its methods: %s",
-                            f.where, o->method, dir, list);
-        else if (strcmp(dir, "influence") == 0)
-            rc = render_infl(&f, o, info, err);
-        else
-            rc = render_attr(&f, o, dir, info, err);
-        rv_free_names(names, n);
+int render_draw(const sm_summary *s, const render_opts *o, render_info *info, at_err *err) {
+    char where[4400];
+    if (s->point) snprintf(where, sizeof where, "%s (point %s)", s->path, s->point);
+    else snprintf(where, sizeof where, "%s", s->path);
+    if (s->content == SM_SWEEP) {
+        char *list = sm_join((const char *const *)s->point_names, s->n_points);
+        at_err_set(err, AT_EUSER, "%s is a sweep: choose one of its %d points with --point NAME: %s",
+                   s->path, s->n_points, list);
+        free(list);
+        return err->code;
     }
-    rv_close(&f);
+    const char *dir = s->content == SM_INFLUENCE ? "influence" : "attributions";
+    if (s->n_methods == 0)
+        return at_err_set(err, AT_EUSER, "%s: no methods in /%s: nothing to render", where, dir);
+    int m = o->method ? sm_method_index(s, o->method) : -1;
+    if (m < 0) {
+        char *list = sm_method_list(s);
+        if (!o->method)
+            at_err_set(err, AT_EUSER, "render: --method is required; %s has: %s", where, list);
+        else
+            at_err_set(err, AT_EUSER, "render: %s has no method '%s' in /%s; its methods: %s",
+                       where, o->method, dir, list);
+        free(list);
+        return err->code;
+    }
+    if (s->content == SM_INFLUENCE) return render_infl(s, m, where, o, info, err);
+    return render_attr(s, m, where, o, info, err);
+}
+
+int render_png(const render_opts *o, render_info *info, at_err *err) {
+    sm_summary s;
+    int rc = sm_read_light(&s, o->results, o->point, err);
+    if (!rc) rc = render_draw(&s, o, info, err);
+    sm_free(&s);
     return rc;
 }
 
@@ -872,7 +543,7 @@ static int parse_int_opt(const char *opt, const char *v, long lo, long hi, long 
     return 0;
 }
 
-/* "A:B" or "A" (= A:A+1); B may be omitted ("A:" = to the end, s1 = -2). */
+/* "A:B" or "A" (= A:A+1); B may be omitted ("A:" = to the end, s1 = INT64_MAX). */
 static int parse_samples(const char *v, int64_t *s0, int64_t *s1, at_err *err) {
     char *end;
     errno = 0;
@@ -887,7 +558,7 @@ static int parse_samples(const char *v, int64_t *s0, int64_t *s1, at_err *err) {
     const char *q = end + 1;
     if (*q == '\0') {
         *s0 = a;
-        *s1 = -2;
+        *s1 = INT64_MAX;
         return 0;
     }
     b = strtoll(q, &end, 10);
@@ -983,7 +654,6 @@ int cmd_render(int argc, char **argv) {
         snprintf(def_out, sizeof def_out, "%s.png", o.method);
         o.out = def_out;
     }
-    if (o.s1 == -2) o.s1 = INT64_MAX; /* "A:": to the end */
     render_info info;
     if (!err.code) {
         render_png(&o, &info, &err);

@@ -81,22 +81,21 @@ static void pic_name(char *out, size_t cap, int point, const char *method) {
     snprintf(out + k, cap - k, ".png");
 }
 
-/* Draw one picture into the report directory and add its <img>, or a note
- * saying why there is none (non-image scores, the data moved). */
+/* Draw method of s (a plain file or one point) into the report directory
+ * and add its <img>, or a note saying why there is none (non-image scores,
+ * the data moved). point: the point's index for the file name, or -1. */
 static void picture(report_ctx *c, sbuf *b, const sm_summary *s, int point, const char *method,
-                    const char *point_name, int cols, int caption) {
+                    int cols, int caption) {
     char name[300], path[4400];
     pic_name(name, sizeof name, point, method);
     snprintf(path, sizeof path, "%s/%s", c->dir, name);
     render_opts o = c->ro;
-    o.results = s->path;
-    o.point = point_name;
     o.method = method;
     o.out = path;
     if (cols > 0) o.cols = cols;
     render_info info;
     at_err err = {0};
-    if (render_png(&o, &info, &err)) {
+    if (render_draw(s, &o, &info, &err)) {
         c->n_missing++;
         fprintf(stderr, "attrib: warning: report: no picture of %s: %s\n", method, err.msg);
         sb_add(b, "<p class=note>No picture: ");
@@ -128,11 +127,8 @@ static void cell_colour(double v, char *out, size_t cap) {
         snprintf(out, cap, "#eeeeee");
         return;
     }
-    double a = fabs(v) > 1 ? 1 : fabs(v);
-    const int neg[3] = {33, 102, 172}, pos[3] = {178, 24, 43};
-    const int *e = v < 0 ? neg : pos;
-    int rgb[3];
-    for (int k = 0; k < 3; k++) rgb[k] = (int)lrint(255.0 + a * (e[k] - 255.0));
+    uint8_t rgb[3];
+    render_cmap_rgb(v, rgb);
     snprintf(out, cap, "#%02x%02x%02x", rgb[0], rgb[1], rgb[2]);
 }
 
@@ -350,14 +346,17 @@ static void method_sections(report_ctx *c, sbuf *b, const sm_summary *s) {
         sb_add(b, " <span class=dim>");
         sb_esc(b, s->methods[m].kind);
         sb_add(b, "</span></h3>\n");
-        picture(c, b, s, -1, s->methods[m].name, s->point, 0, 1);
+        picture(c, b, s, -1, s->methods[m].name, 0, 1);
     }
 }
 
-/* The last sample drawn of a file of n samples (render's default: 8). */
+/* The last sample drawn of a file of n samples (render's rule; cmd_report
+ * checked the range against every point). */
 static int64_t report_last_sample(const report_ctx *c, int64_t n) {
-    int64_t s1 = c->ro.s1 == INT64_MAX ? n : c->ro.s1 < 0 ? c->ro.s0 + 8 : c->ro.s1;
-    return (s1 < n ? s1 : n) - 1;
+    int64_t s0, s1;
+    at_err err = {0};
+    if (render_samples(&c->ro, n, "report", "", &s0, &s1, &err)) return n - 1;
+    return s1 - 1;
 }
 
 static void sweep_sections(report_ctx *c, sbuf *b, const sm_summary *s) {
@@ -409,7 +408,7 @@ static void sweep_sections(report_ctx *c, sbuf *b, const sm_summary *s) {
             sb_add(b, "<div class=point><p>");
             sb_esc(b, s->point_names[p]);
             sb_add(b, "</p>\n");
-            picture(c, b, &s->points[p], p, sw->name, s->point_names[p], 1, 0);
+            picture(c, b, &s->points[p], p, sw->name, 1, 0);
             sb_add(b, "</div>\n");
         }
         sb_add(b, "</div>\n");
@@ -514,7 +513,6 @@ int cmd_report(int argc, char **argv) {
         cli_error(&err);
         return err.code;
     }
-    if (c.ro.s1 == -2) c.ro.s1 = INT64_MAX;
 
     sm_summary s;
     memset(&s, 0, sizeof s);
@@ -530,15 +528,9 @@ int cmd_report(int argc, char **argv) {
     for (int p = 0; p < s.n_points; p++)
         if (n_rows < 0 || (s.points[p].n_rows >= 0 && s.points[p].n_rows < n_rows))
             n_rows = s.points[p].n_rows;
-    if (n_rows >= 0) {
-        int64_t s1 = c.ro.s1 == INT64_MAX ? n_rows : c.ro.s1;
-        if (c.ro.s0 >= n_rows || s1 > n_rows)
-            rc = at_err_set(&err, AT_EUSER,
-                            "report: --samples %lld:%lld is out of range: %s has %lld samples "
-                            "(expected A:B with 0 <= A < B <= %lld)", (long long)c.ro.s0,
-                            (long long)s1, results, (long long)n_rows, (long long)n_rows);
-    }
-    if (rc) goto out;
+    int64_t s0, s1;
+    if (n_rows >= 0 && (rc = render_samples(&c.ro, n_rows, "report", results, &s0, &s1, &err)))
+        goto out;
     if ((rc = make_dir(dir, &created, &err))) goto out;
 
     sb_add(&b, "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>\n<title>attrib report: ");

@@ -12,10 +12,6 @@
 
 #define SM_BLOCK_ELEMS ((int64_t)1 << 22) /* scores read per block (16 MiB) */
 
-/* sm_read_light: structure only, no statistics (set for one call; the
- * module is serial). */
-static int g_light;
-
 /* ------------------------------------------------------------ small things */
 
 static void hclose(hid_t *id) {
@@ -52,7 +48,8 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-double sm_median(double *x, int64_t n) {
+/* Median of x[0..n) (x is reordered); NaN when n = 0. */
+static double sm_median(double *x, int64_t n) {
     if (n <= 0) return NAN;
     qsort(x, (size_t)n, sizeof *x, cmp_double);
     return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
@@ -60,7 +57,8 @@ double sm_median(double *x, int64_t n) {
 
 /* ------------------------------------------------------------ attributes */
 
-const sm_attr *sm_attr_find(const sm_attrs *as, const char *name) {
+/* The attribute named name, or NULL. */
+static const sm_attr *sm_attr_find(const sm_attrs *as, const char *name) {
     for (int i = 0; i < as->n; i++)
         if (strcmp(as->a[i].name, name) == 0) return &as->a[i];
     return NULL;
@@ -480,13 +478,6 @@ static void row_spearman_sum(const float *a, const float *b, int64_t n, int64_t 
     free(rb);
 }
 
-double sm_mean_row_spearman(const float *a, const float *b, int64_t n, int64_t d) {
-    double sum = 0;
-    int64_t count = 0;
-    row_spearman_sum(a, b, n, d, &sum, &count);
-    return count ? sum / (double)count : NAN;
-}
-
 static double dset_mean(hid_t loc, const char *file, const char *path, at_err *err) {
     int64_t shape[SM_MAX_DIMS] = {0};
     int nd = dset_shape(loc, path, shape);
@@ -515,7 +506,9 @@ static int64_t row_elems(const sm_method *me) {
     return e;
 }
 
-static int method_stats(hid_t base, const char *file, sm_method *me, at_err *err) {
+/* A method's shape and top-k width; with light == 0 also its score
+ * statistics, completeness, LOO and LDS. */
+static int method_stats(hid_t base, const char *file, sm_method *me, int light, at_err *err) {
     char p[1024];
     snprintf(p, sizeof p, "%s/scores", me->group);
     int nd = dset_shape(base, p, me->shape);
@@ -529,7 +522,7 @@ static int method_stats(hid_t base, const char *file, sm_method *me, at_err *err
     if (dset_shape(base, pk, sk) == 2) me->top_k = sk[1];
     me->mean_abs = me->frac_pos = me->frac_neg = NAN;
     me->delta_median_abs = me->delta_max_abs = me->delta_rel_median = NAN;
-    if (g_light) return 0;
+    if (light) return 0;
     int64_t d = row_elems(me), n = me->shape[0];
     int64_t br = d > 0 ? SM_BLOCK_ELEMS / d : n;
     if (br < 1) br = 1;
@@ -629,7 +622,7 @@ static void job_settings(const char *yaml, sm_attrs *all) {
 
 static const char *JOB_KEYS[] = {
     "data.split", "data.rows", "run.scheduler", "run.block_rows", "run.step_block",
-    "run.seed", "train_data.path", "train_data.split", "train_data.rows",
+    "run.seed", "train_data.split", "train_data.rows",
     "train_data.top_k", "train_data.block_rows", "metrics.curves", "metrics.agreement",
     "metrics.infidelity", "metrics.sensitivity", "output.compression",
 };
@@ -648,9 +641,6 @@ static void fill_shortcuts(sm_summary *s) {
     s->scheduler = sm_attr_text(&s->root, "scheduler", NULL);
     s->format_version = (int64_t)sm_attr_num(&s->root, "format_version", -1);
 }
-
-static int read_plain(sm_summary *s, hid_t base, at_err *err);
-static int read_sweep(sm_summary *s, hid_t base, at_err *err);
 
 /* Root attributes and the kind of file; refuses what is not attrib-results. */
 static int read_root(sm_summary *s, hid_t base, at_err *err) {
@@ -684,11 +674,11 @@ static int read_root(sm_summary *s, hid_t base, at_err *err) {
                           "\"training-data attribution\", \"sweep\" or none", s->path,
                           s->content_text);
     }
-    (void)base;
     return 0;
 }
 
-static int read_plain(sm_summary *s, hid_t base, at_err *err) {
+/* A plain file (or point) below base; light: no statistics (sm_read_light). */
+static int read_plain(sm_summary *s, hid_t base, int light, at_err *err) {
     /* job settings */
     sm_attrs all = {0};
     job_settings(s->job_yaml, &all);
@@ -699,8 +689,6 @@ static int read_plain(sm_summary *s, hid_t base, at_err *err) {
             continue;
         if (v) attrs_push_text(&s->job, JOB_KEYS[k], v);
     }
-    const char *tp = sm_attr_text(&all, "train_data.path", NULL);
-    s->train_path = tp && *tp ? sm_attr_text(&s->job, "train_data.path", NULL) : s->data_path;
     attrs_free(&all);
 
     /* timing and load */
@@ -752,10 +740,10 @@ static int read_plain(sm_summary *s, hid_t base, at_err *err) {
         me->group = sm_printf("%s/%s", top, names[m]);
         attrs_read(base, me->group, &me->attrs);
         me->kind = sm_strdup(sm_attr_text(&me->attrs, "kind", "?"));
-        method_stats(base, s->path, me, err);
+        method_stats(base, s->path, me, light, err);
     }
     free_strs(names, n);
-    if (err->code || g_light) return err->code;
+    if (err->code || light) return err->code;
 
     /* metrics: the union of dataset names, then the means */
     for (int m = 0; m < s->n_methods; m++) {
@@ -843,45 +831,62 @@ static int sweep_compare(sm_summary *s, hid_t file, at_err *err) {
         if (br > n) br = n;
         float *a = at_malloc((size_t)(br * d + 1) * sizeof(float), "summary sweep");
         float *b = at_malloc((size_t)(br * d + 1) * sizeof(float), "summary sweep");
-        for (int p = 0; p < s->n_points && !err->code; p++) {
+        /* per point: the method's index there (-1: another shape, NaN) and
+         * its sums, each accumulated in row order */
+        int P = s->n_points;
+        int *mi = at_malloc((size_t)P * sizeof *mi, "summary sweep");
+        double *ssum = at_calloc((size_t)P, sizeof *ssum, "summary sweep");
+        double *num = at_calloc((size_t)P, sizeof *num, "summary sweep");
+        int64_t *cnt = at_calloc((size_t)P, sizeof *cnt, "summary sweep");
+        double den = 0; /* ||S_0||^2, the same for every point */
+        for (int p = 0; p < P; p++) {
             const sm_summary *pp = &s->points[p];
-            const sm_method *mp = &pp->methods[sm_method_index(pp, m0->name)];
+            mi[p] = sm_method_index(pp, m0->name);
+            const sm_method *mp = &pp->methods[mi[p]];
             int same = mp->ndims == m0->ndims;
             for (int i = 0; same && i < m0->ndims; i++) same = mp->shape[i] == m0->shape[i];
             if (!same) {
-                sw->spearman[p] = sw->rel_l2[p] = NAN;
+                mi[p] = -1;
                 if (!sw->note)
                     sw->note = sm_printf("scores of point %s have another shape than point %s's",
                                          pp->point, p0->point);
-                continue;
             }
-            double ssum = 0, num = 0, den = 0;
-            int64_t cnt = 0;
-            for (int64_t r0 = 0; r0 < n && !err->code; r0 += br) {
-                int64_t r1 = r0 + br < n ? r0 + br : n;
-                char pa[1200], pb[1200];
-                snprintf(pa, sizeof pa, "%s/%s/scores", p0->base, m0->group);
-                snprintf(pb, sizeof pb, "%s/%s/scores", pp->base, mp->group);
-                if (dset_rows(file, s->path, pa, H5T_NATIVE_FLOAT, r0, r1, a, err) ||
-                    dset_rows(file, s->path, pb, H5T_NATIVE_FLOAT, r0, r1, b, err))
-                    break;
-                row_spearman_sum(b, a, r1 - r0, d, &ssum, &cnt);
+        }
+        /* point 0's block is read once and compared with every point's */
+        char pa[1200];
+        snprintf(pa, sizeof pa, "%s/%s/scores", p0->base, m0->group);
+        for (int64_t r0 = 0; r0 < n && !err->code; r0 += br) {
+            int64_t r1 = r0 + br < n ? r0 + br : n;
+            if (dset_rows(file, s->path, pa, H5T_NATIVE_FLOAT, r0, r1, a, err)) break;
+            for (int64_t i = 0; i < (r1 - r0) * d; i++) den += (double)a[i] * (double)a[i];
+            for (int p = 0; p < P && !err->code; p++) {
+                if (mi[p] < 0) continue;
+                const sm_summary *pp = &s->points[p];
+                char pb[1200];
+                snprintf(pb, sizeof pb, "%s/%s/scores", pp->base, pp->methods[mi[p]].group);
+                if (dset_rows(file, s->path, pb, H5T_NATIVE_FLOAT, r0, r1, b, err)) break;
+                row_spearman_sum(b, a, r1 - r0, d, &ssum[p], &cnt[p]);
                 for (int64_t i = 0; i < (r1 - r0) * d; i++) {
                     double x = (double)b[i] - (double)a[i];
-                    num += x * x;
-                    den += (double)a[i] * (double)a[i];
+                    num[p] += x * x;
                 }
             }
-            sw->spearman[p] = cnt ? ssum / (double)cnt : NAN;
-            sw->rel_l2[p] = den > 0 ? sqrt(num / den) : NAN;
         }
+        for (int p = 0; p < P; p++) {
+            sw->spearman[p] = mi[p] >= 0 && cnt[p] ? ssum[p] / (double)cnt[p] : NAN;
+            sw->rel_l2[p] = mi[p] >= 0 && den > 0 ? sqrt(num[p] / den) : NAN;
+        }
+        free(mi);
+        free(ssum);
+        free(num);
+        free(cnt);
         free(a);
         free(b);
     }
     return err->code;
 }
 
-static int read_sweep(sm_summary *s, hid_t base, at_err *err) {
+static int read_sweep(sm_summary *s, hid_t base, int light, at_err *err) {
     char **names = NULL;
     int n = dset_strings(base, s->path, "sweep/name", &names, err);
     if (n < 0) return err->code;
@@ -940,15 +945,17 @@ static int read_sweep(sm_summary *s, hid_t base, at_err *err) {
             break;
         }
         hid_t g = H5Gopen2(base, pp->base, H5P_DEFAULT);
-        if (!read_root(pp, g, err)) read_plain(pp, g, err);
+        if (!read_root(pp, g, err)) read_plain(pp, g, light, err);
         H5Gclose(g);
     }
     if (!err->code && !s->attrib_version) s->attrib_version = s->points[0].attrib_version;
-    if (!err->code && !g_light) sweep_compare(s, base, err);
+    if (!err->code && !light) sweep_compare(s, base, err);
     return err->code;
 }
 
-int sm_read(sm_summary *s, const char *path, const char *point, at_err *err) {
+/* sm_read (light 0) and sm_read_light (light 1). */
+static int read_file(sm_summary *s, const char *path, const char *point, int light,
+                     at_err *err) {
     memset(s, 0, sizeof *s);
     s->path = sm_strdup(path);
     hid_t f = open_file(path, err);
@@ -968,13 +975,7 @@ int sm_read(sm_summary *s, const char *path, const char *point, at_err *err) {
         int found = 0;
         for (int i = 0; i < n; i++) found |= strcmp(names[i], point) == 0;
         if (!err->code && !found) {
-            size_t len = 1;
-            for (int i = 0; i < n; i++) len += strlen(names[i]) + 2;
-            char *list = at_calloc(len, 1, "summary points");
-            for (int i = 0; i < n; i++) {
-                if (i) strcat(list, ", ");
-                strcat(list, names[i]);
-            }
+            char *list = sm_join((const char *const *)names, n);
             at_err_set(err, AT_EUSER, "%s: --point %s: no such point; the points are: %s", path,
                        point, list);
             free(list);
@@ -999,20 +1000,21 @@ int sm_read(sm_summary *s, const char *path, const char *point, at_err *err) {
     }
     if (!read_root(s, base, err)) {
         if (s->content == SM_SWEEP)
-            read_sweep(s, base, err);
+            read_sweep(s, base, light, err);
         else
-            read_plain(s, base, err);
+            read_plain(s, base, light, err);
     }
     hclose(&base);
     hclose(&f);
     return err->code;
 }
 
+int sm_read(sm_summary *s, const char *path, const char *point, at_err *err) {
+    return read_file(s, path, point, 0, err);
+}
+
 int sm_read_light(sm_summary *s, const char *path, const char *point, at_err *err) {
-    g_light = 1;
-    int rc = sm_read(s, path, point, err);
-    g_light = 0;
-    return rc;
+    return read_file(s, path, point, 1, err);
 }
 
 static void method_free(sm_method *me) {
@@ -1063,14 +1065,22 @@ int sm_method_index(const sm_summary *s, const char *name) {
     return -1;
 }
 
-char *sm_method_list(const sm_summary *s) {
+char *sm_join(const char *const *names, int n) {
     size_t len = 1;
-    for (int m = 0; m < s->n_methods; m++) len += strlen(s->methods[m].name) + 2;
+    for (int i = 0; i < n; i++) len += strlen(names[i]) + 2;
     char *t = at_calloc(len, 1, "summary list");
-    for (int m = 0; m < s->n_methods; m++) {
-        if (m) strcat(t, ", ");
-        strcat(t, s->methods[m].name);
+    for (int i = 0; i < n; i++) {
+        if (i) strcat(t, ", ");
+        strcat(t, names[i]);
     }
+    return t;
+}
+
+char *sm_method_list(const sm_summary *s) {
+    const char **names = at_calloc((size_t)s->n_methods + 1, sizeof *names, "summary list");
+    for (int m = 0; m < s->n_methods; m++) names[m] = s->methods[m].name;
+    char *t = sm_join(names, s->n_methods);
+    free(names);
     return t;
 }
 

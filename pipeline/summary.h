@@ -64,8 +64,6 @@ typedef struct {
     sm_attr *a;
 } sm_attrs;
 
-/* The attribute named name, or NULL. */
-const sm_attr *sm_attr_find(const sm_attrs *as, const char *name);
 /* Its number (is_num), else dflt. */
 double sm_attr_num(const sm_attrs *as, const char *name, double dflt);
 /* Its text, else dflt. */
@@ -114,8 +112,7 @@ struct sm_summary {
     /* shortcuts into root (NULL/NaN when absent) */
     const char *format, *attrib_version, *content_text, *job_file, *job_yaml;
     const char *model_path, *model_sha256, *data_path, *data_split;
-    const char *train_path;  /* influence: train_data.path of the job, else data_path */
-    const char *train_split; /* influence: train_split */
+    const char *train_split; /* influence: the split of data_path the train rows are of */
     int64_t format_version;
     int64_t n_rows;    /* N (feature), N_test (influence); -1 unknown */
     int64_t n_train;   /* N_train (influence), else -1 */
@@ -181,7 +178,9 @@ void sm_free(sm_summary *s);
 
 /* The method named name, or -1. */
 int sm_method_index(const sm_summary *s, const char *name);
-/* "a, b, c" of the method names (malloc'd), for messages. */
+/* "a, b, c" of names[0..n) (malloc'd), for messages. */
+char *sm_join(const char *const *names, int n);
+/* sm_join of the method names. */
 char *sm_method_list(const sm_summary *s);
 
 /* Rows [r0, r1) of method m's scores as float32, (r1 - r0) x (elements per
@@ -202,13 +201,5 @@ int sm_dataset_shape(const sm_summary *s, const char *dset, int64_t shape[SM_MAX
  * Returns 0 or AT_EUSER naming the file, split and the row out of range. */
 int sm_read_labels(const char *data_path, const char *split, const int64_t *rows, int n,
                    int32_t *out, at_err *err);
-
-/* Statistics used by the summary, exposed for tests and the report. */
-/* Mean of the Spearman correlations of the rows of a and b (n rows of d
- * values each); rows where either side is constant are skipped. NaN when no
- * row counts. */
-double sm_mean_row_spearman(const float *a, const float *b, int64_t n, int64_t d);
-/* Median of x[0..n) (x is reordered); NaN when n = 0. */
-double sm_median(double *x, int64_t n);
 
 #endif
