@@ -128,6 +128,8 @@ static void json_plain(FILE *o, const sm_summary *s) {
     js_str(o, s->model_path);
     fputs(", \"sha256\": ", o);
     js_str(o, s->model_sha256);
+    fputs(", \"epoch\": ", o); /* model.epoch: a checkpoint's parameters; 0 = the file's */
+    js_num(o, sm_attr_num(&s->root, "model_epoch", 0));
     fputc('}', o);
 
     js_key(o, &first, "data");
@@ -488,7 +490,13 @@ static void text_plain(FILE *o, const sm_summary *s) {
         }
         wrap_end(&w);
     }
-    fprintf(o, "%-11s%s (sha256 %.12s)\n", "model", or_dash(s->model_path), or_dash(s->model_sha256));
+    double epoch = sm_attr_num(&s->root, "model_epoch", 0);
+    if (epoch > 0)
+        fprintf(o, "%-11s%s, the checkpoint of epoch %.0f (sha256 %.12s)\n", "model",
+                or_dash(s->model_path), epoch, or_dash(s->model_sha256));
+    else
+        fprintf(o, "%-11s%s (sha256 %.12s)\n", "model", or_dash(s->model_path),
+                or_dash(s->model_sha256));
     const char *rs = sm_attr_text(&s->root, "row_start", NULL);
     const char *re = sm_attr_text(&s->root, "row_end", NULL);
     const char *rows = sm_attr_text(&s->job, "data.rows", NULL);
