@@ -36,6 +36,49 @@ static void bcast_string(run_ctx *c, char **s) {
     if (n) MPI_Bcast(*s, (int)n, MPI_CHAR, 0, c->comm);
 }
 
+int run_job_input_load(run_ctx *c, const cli_job_args *a, run_job_input *in, at_err *err) {
+    memset(in, 0, sizeof *in);
+    if (a->job_text) {
+        in->text = at_strdup(a->job_text, "job text");
+    } else {
+        if (c->rank == 0) job_read_file(a->job_path, &in->text, err);
+        int rc = run_agree(c, err);
+        if (rc) {
+            free(in->text);
+            in->text = NULL;
+            return rc;
+        }
+        bcast_string(c, &in->text);
+    }
+    AT_CHECK(a->n_sets >= 0 && (size_t)a->n_sets < sizeof in->sets / sizeof in->sets[0]);
+    in->n_sets = a->n_sets;
+    memcpy(in->sets, a->sets, (size_t)a->n_sets * sizeof *in->sets);
+    if (a->out_path) {
+        size_t len = strlen(a->out_path) + 16;
+        in->out_set = at_malloc(len, "-o override");
+        snprintf(in->out_set, len, "output.path=%s", a->out_path);
+        in->sets[in->n_sets++] = in->out_set;
+    }
+    return 0;
+}
+
+void run_job_input_free(run_job_input *in) {
+    free(in->text);
+    free(in->out_set);
+    memset(in, 0, sizeof *in);
+}
+
+void run_ctx_start(run_ctx *c) {
+    memset(c, 0, sizeof *c);
+    c->comm = MPI_COMM_WORLD;
+    MPI_Comm_rank(c->comm, &c->rank);
+    MPI_Comm_size(c->comm, &c->size);
+    at_log_set_rank(c->rank);
+    c->t_start = at_now();
+    run_iso_now(c->started_at, sizeof c->started_at);
+    MPI_Bcast(c->started_at, sizeof c->started_at, MPI_CHAR, 0, c->comm);
+}
+
 /* ------------------------------------------------------------ stage 1, 2 */
 
 /* Everything that can be checked before computing. Collective. */
@@ -125,24 +168,10 @@ int run_open_inputs(run_ctx *c, at_err *err) {
 }
 
 static int prepare(run_ctx *c, const cli_job_args *a, at_err *err) {
-    char *text = NULL;
-    if (c->rank == 0) job_read_file(a->job_path, &text, err);
-    if (run_agree(c, err)) return AT_EUSER;
-    bcast_string(c, &text);
-    /* -o OUT is one more override, output.path=OUT, applied last. */
-    const char *sets[258];
-    int n_sets = a->n_sets;
-    memcpy(sets, a->sets, (size_t)n_sets * sizeof *sets);
-    char *out_set = NULL;
-    if (a->out_path) {
-        size_t len = strlen(a->out_path) + 16;
-        out_set = at_malloc(len, "-o override");
-        snprintf(out_set, len, "output.path=%s", a->out_path);
-        sets[n_sets++] = out_set;
-    }
-    job_parse(text, a->job_path, sets, n_sets, JOB_PURPOSE_RUN, &c->j, err);
-    free(text);
-    free(out_set);
+    run_job_input in;
+    if (run_job_input_load(c, a, &in, err)) return AT_EUSER;
+    job_parse(in.text, a->job_path, in.sets, in.n_sets, JOB_PURPOSE_RUN, &c->j, err);
+    run_job_input_free(&in);
     int rc = run_agree(c, err);
     if (rc) return rc;
     job *j = &c->j;
@@ -206,7 +235,7 @@ static int prepare(run_ctx *c, const cli_job_args *a, at_err *err) {
     return 0;
 }
 
-static void ctx_free(run_ctx *c) {
+void run_ctx_free(run_ctx *c) {
     if (c->rd) h5_reader_close(c->rd);
     eng_model_free(&c->model);
     for (int m = 0; m < JOB_MAX_METHODS; m++) {
@@ -373,16 +402,6 @@ int run_job_compute(run_ctx *c, const cli_job_args *a, at_err *err) {
     return 0;
 }
 
-void run_ctx_free(run_ctx *c) {
-    ctx_free(c);
-    MPI_Comm comm = c->comm;
-    int rank = c->rank, size = c->size;
-    memset(c, 0, sizeof *c);
-    c->comm = comm;
-    c->rank = rank;
-    c->size = size;
-}
-
 static const char *RUN_HELP =
     "usage: attrib run JOB.yaml [-o OUT.h5] [--set section.key=value]... [--dry-run] [--fresh]\n"
     "Runs the job's methods (feature attribution, docs/methods.md) or its influence\n"
@@ -415,16 +434,10 @@ static const char *VALIDATE_HELP =
 static int run_main(int argc, char **argv, int validate_only) {
     MPI_Init(NULL, NULL);
     run_ctx c;
-    memset(&c, 0, sizeof c);
-    c.comm = MPI_COMM_WORLD;
-    MPI_Comm_rank(c.comm, &c.rank);
-    MPI_Comm_size(c.comm, &c.size);
-    at_log_set_rank(c.rank);
-    c.t_start = at_now();
-    run_iso_now(c.started_at, sizeof c.started_at);
-    MPI_Bcast(c.started_at, sizeof c.started_at, MPI_CHAR, 0, c.comm);
+    run_ctx_start(&c);
     at_err err = {0};
     cli_job_args a;
+    char *job_text = NULL;
     int rc = 0;
     if (cli_parse_job_args(argc, argv, !validate_only, &a, &err)) {
         if (c.rank == 0) cli_error(&err);
@@ -452,7 +465,8 @@ static int run_main(int argc, char **argv, int validate_only) {
      * actions, nothing is written yet). */
     if (!validate_only && !a.dry_run) stop_install_handlers();
     job_sweep sw;
-    if ((rc = sweep_load(&c, &a, &sw, &err))) goto out;
+    if ((rc = sweep_load(&c, &a, &sw, &job_text, &err))) goto out;
+    a.job_text = job_text; /* read once: every point, or the run, parses this text */
     if (sw.n_points) {
         rc = sweep_main(&c, &a, &sw, validate_only, &err);
         job_sweep_free(&sw);
@@ -482,7 +496,8 @@ static int run_main(int argc, char **argv, int validate_only) {
     }
     rc = run_job_compute(&c, &a, &err);
 out:
-    ctx_free(&c);
+    run_ctx_free(&c);
+    free(job_text);
     MPI_Finalize();
     return rc;
 }

@@ -43,49 +43,16 @@ typedef struct {
 /* Status of a point. */
 enum { PT_MISSING = 0, PT_STALE, PT_IN_FILE, PT_IN_OUT };
 
-static void bcast_text(run_ctx *c, char **s) {
-    long n = c->rank == 0 && *s ? (long)strlen(*s) + 1 : 0;
-    MPI_Bcast(&n, 1, MPI_LONG, 0, c->comm);
-    if (c->rank != 0) {
-        free(*s);
-        *s = n ? at_malloc((size_t)n, "broadcast text") : NULL;
-    }
-    if (n) MPI_Bcast(*s, (int)n, MPI_CHAR, 0, c->comm);
-}
-
-/* a's --set options and -o as output.path=OUT: the caller frees *out_set. */
-static int base_sets(const cli_job_args *a, const char **sets, char **out_set) {
-    int n = a->n_sets;
-    memcpy(sets, a->sets, (size_t)n * sizeof *sets);
-    *out_set = NULL;
-    if (a->out_path) {
-        size_t len = strlen(a->out_path) + 16;
-        *out_set = at_malloc(len, "-o override");
-        snprintf(*out_set, len, "output.path=%s", a->out_path);
-        sets[n++] = *out_set;
-    }
-    return n;
-}
-
-/* Rank 0 reads the job file, every rank gets its text. Collective. */
-static int read_text(run_ctx *c, const char *path, char **text, at_err *err) {
-    *text = NULL;
-    if (c->rank == 0) job_read_file(path, text, err);
-    int rc = run_agree(c, err);
-    if (!rc) bcast_text(c, text);
-    return rc;
-}
-
-int sweep_load(run_ctx *c, const cli_job_args *a, job_sweep *sw, at_err *err) {
+int sweep_load(run_ctx *c, const cli_job_args *a, job_sweep *sw, char **text, at_err *err) {
     memset(sw, 0, sizeof *sw);
-    char *text = NULL, *out_set = NULL;
-    int rc = read_text(c, a->job_path, &text, err);
+    *text = NULL;
+    run_job_input in;
+    int rc = run_job_input_load(c, a, &in, err);
     if (rc) return rc;
-    const char *sets[260];
-    int n = base_sets(a, sets, &out_set);
-    job_sweep_parse(text, a->job_path, sets, n, sw, err);
-    free(text);
-    free(out_set);
+    job_sweep_parse(in.text, a->job_path, in.sets, in.n_sets, sw, err);
+    *text = in.text;
+    in.text = NULL;
+    run_job_input_free(&in);
     return run_agree(c, err);
 }
 
@@ -96,16 +63,14 @@ static int ctx_init(run_ctx *c, const cli_job_args *a, const job_sweep *sw, swee
     memset(s, 0, sizeof *s);
     s->sw = sw;
     s->job_file = a->job_path;
-    char *text = NULL, *out_set = NULL;
-    int rc = read_text(c, a->job_path, &text, err);
+    run_job_input in;
+    int rc = run_job_input_load(c, a, &in, err);
     if (rc) return rc;
-    const char *sets[260 + JOB_SWEEP_MAX_KEYS];
-    int n = base_sets(a, sets, &out_set);
-    for (int k = 0; k < sw->n_keys; k++) sets[n++] = sw->sets[k];
+    AT_CHECK((size_t)(in.n_sets + sw->n_keys) <= sizeof in.sets / sizeof in.sets[0]);
+    for (int k = 0; k < sw->n_keys; k++) in.sets[in.n_sets++] = sw->sets[k];
     job *j = at_malloc(sizeof *j, "sweep job");
-    job_parse(text, a->job_path, sets, n, JOB_PURPOSE_RUN, j, err);
-    free(text);
-    free(out_set);
+    job_parse(in.text, a->job_path, in.sets, in.n_sets, JOB_PURPOSE_RUN, j, err);
+    run_job_input_free(&in);
     if ((rc = run_agree(c, err))) {
         free(j);
         return rc;
@@ -148,6 +113,7 @@ static void point_file(const sweep_ctx *s, int p, char *out, size_t cap) {
 static void point_args(const cli_job_args *a, const sweep_ctx *s, int p, cli_job_args *pa,
                        char **owned) {
     *pa = *a;
+    AT_CHECK((size_t)(pa->n_sets + s->sw->n_keys + 1) <= sizeof pa->sets / sizeof pa->sets[0]);
     for (int k = 0; k < s->sw->n_keys; k++)
         pa->sets[pa->n_sets++] = s->sw->sets[(size_t)p * s->sw->n_keys + k];
     if (!s->stop_given) pa->sets[pa->n_sets++] = s->stop_set;
@@ -565,15 +531,10 @@ static const char *MERGE_HELP =
 int cmd_merge(int argc, char **argv) {
     MPI_Init(NULL, NULL);
     run_ctx c;
-    memset(&c, 0, sizeof c);
-    c.comm = MPI_COMM_WORLD;
-    MPI_Comm_rank(c.comm, &c.rank);
-    MPI_Comm_size(c.comm, &c.size);
-    at_log_set_rank(c.rank);
-    c.t_start = at_now();
-    run_iso_now(c.started_at, sizeof c.started_at);
+    run_ctx_start(&c);
     at_err err = {0};
     cli_job_args a;
+    char *job_text = NULL;
     int rc = 0;
     if (cli_parse_job_args(argc, argv, 1, &a, &err) == 0 && (a.dry_run || a.fresh || a.points))
         at_err_set(&err, AT_EUSER, "merge takes JOB.yaml, -o and --set only (see --help)");
@@ -589,7 +550,8 @@ int cmd_merge(int argc, char **argv) {
     }
     eng_set_threads(1);
     job_sweep sw;
-    if ((rc = sweep_load(&c, &a, &sw, &err))) goto out;
+    if ((rc = sweep_load(&c, &a, &sw, &job_text, &err))) goto out;
+    a.job_text = job_text;
     if (!sw.n_points) {
         at_err_set(&err, AT_EUSER, "%s: no sweep: section; merge combines a sweep's points",
                    a.job_path);
@@ -641,6 +603,7 @@ int cmd_merge(int argc, char **argv) {
 out_sw:
     job_sweep_free(&sw);
 out:
+    free(job_text);
     MPI_Finalize();
     return rc;
 }
