@@ -334,6 +334,13 @@ int run_job_prepare(run_ctx *c, const cli_job_args *a, at_err *err);
 int run_job_compute(run_ctx *c, const cli_job_args *a, at_err *err);
 void run_ctx_free(run_ctx *c);
 
+/* Directories (resume.c). mkdir_p: mkdir -p dir; 0, or AT_EUSER "cannot
+ * create the directory D (why)" (the caller prefixes what it was for).
+ * unlink_entries: unlink the files of dir whose names end with suffix
+ * ("" = all of them); subdirectories are left alone. */
+int mkdir_p(const char *dir, at_err *err);
+void unlink_entries(const char *dir, const char *suffix);
+
 /* Memory per rank of the plan (plan.c; docs/jobs.md "Memory per rank"):
  * bytes by purpose and the estimated peak. */
 typedef struct {

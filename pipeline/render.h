@@ -99,9 +99,6 @@ int render_parse_common(int argc, char **argv, int *i, render_opts *o, at_err *e
  * that are not images; an unwritable output), AT_EIO. */
 int render_png(const render_opts *o, render_info *info, at_err *err);
 
-/* mkdir -p dir: 0, or AT_EUSER naming the directory that could not be made. */
-int render_mkdirs(const char *dir, at_err *err);
-
 /* The methods of a view: "attributions" or "influence" members. Returns the
  * count; *names as rv_members. *kind_dir receives "attributions",
  * "influence" or NULL (neither). */

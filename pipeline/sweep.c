@@ -197,40 +197,19 @@ bad:
                       spec);
 }
 
-/* mkdir -p dir. 0 or -1 (errno set). */
-static int mkdir_p(const char *dir) {
-    char p[JOB_PATH_MAX + 16];
-    snprintf(p, sizeof p, "%s", dir);
-    for (char *q = p + 1; *q; q++) {
-        if (*q != '/') continue;
-        *q = '\0';
-        if (mkdir(p, 0777) != 0 && errno != EEXIST) return -1;
-        *q = '/';
-    }
-    return mkdir(p, 0777) != 0 && errno != EEXIST ? -1 : 0;
-}
-
 /* Remove OUTPUT.sweep/ (its files; subdirectories are shard directories a
  * point kept, left with a message). Rank 0. */
 static void remove_dir(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    char path[JOB_PATH_MAX + 300];
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        struct stat st;
-        if (stat(path, &st) == 0 && !S_ISDIR(st.st_mode)) unlink(path);
-    }
-    closedir(d);
-    if (rmdir(dir) != 0) AT_WARN("kept %s/: it still holds directories", dir);
+    unlink_entries(dir, "");
+    if (rmdir(dir) != 0 && errno != ENOENT) AT_WARN("kept %s/: it still holds directories", dir);
 }
 
-/* Is OUTPUT a sweep file of this job file (an earlier state of the same
- * sweep, which a merge may replace without output.overwrite)? Rank 0. */
-static int same_job(const sweep_ctx *s, const run_ctx *c) {
-    (void)c;
+/* May the sweep write OUTPUT? Yes when it does not exist, with
+ * output.overwrite, or when it is a sweep file of this job file (an earlier
+ * state of the same sweep). Checked before the first point and again at the
+ * merge. Rank 0. */
+static int out_replaceable(const sweep_ctx *s) {
+    if (s->overwrite || access(s->out, F_OK) != 0) return 1;
     char *content = NULL, *jf = NULL;
     int same = h5_file_root_attr(s->out, "content", &content) == 0 && !strcmp(content, "sweep") &&
                h5_file_root_attr(s->out, "job_file", &jf) == 0 && !strcmp(jf, s->job_file);
@@ -261,7 +240,7 @@ static int merge(run_ctx *c, const sweep_ctx *s, const uint8_t *st, char (*hash)
         if (have == 0 && !strcmp(old, plan_hash)) {
             printf("%s already holds this sweep's results (plan %.12s...); nothing to do.\n",
                    s->out, plan_hash);
-        } else if (access(s->out, F_OK) == 0 && !s->overwrite && !same_job(s, c)) {
+        } else if (!out_replaceable(s)) {
             rc = at_err_set(err, AT_EUSER,
                             "%s exists and holds other results (plan_hash %.12s...); the "
                             "points are kept in %s/: set output.overwrite: true (or --set "
@@ -429,15 +408,12 @@ int sweep_main(run_ctx *c, const cli_job_args *a, const job_sweep *sw, int valid
         goto done;
     }
     if (c->rank == 0) {
-        char *content = NULL;
-        if (!s.overwrite && access(s.out, F_OK) == 0 &&
-            (h5_file_root_attr(s.out, "content", &content) != 0 || strcmp(content, "sweep")))
+        if (!out_replaceable(&s))
             at_err_set(err, AT_EUSER,
-                       "%s exists and is not a sweep's results; set output.overwrite: true "
-                       "(or --set output.overwrite=true) to replace it when the sweep "
-                       "finishes, or choose another output.path",
+                       "%s exists and is not this job file's sweep results; set "
+                       "output.overwrite: true (or --set output.overwrite=true) to replace it "
+                       "when the sweep finishes, or choose another output.path",
                        s.out);
-        free(content);
         if (!err->code && access(s.stop, F_OK) == 0) {
             AT_INFO("removing the stop file %s left from an earlier run", s.stop);
             unlink(s.stop);
@@ -479,9 +455,7 @@ int sweep_main(run_ctx *c, const cli_job_args *a, const job_sweep *sw, int valid
             } else {
                 /* the directory appears with the first point computed, so a
                  * sweep refused before that leaves nothing behind */
-                if (c->rank == 0 && mkdir_p(s.dir) != 0)
-                    at_err_set(err, AT_EIO, "%s: cannot create directory %s: %s", s.out, s.dir,
-                               strerror(errno));
+                if (c->rank == 0 && mkdir_p(s.dir, err)) at_err_prefix(err, "%s: ", s.out);
                 /* a point file of an earlier state of the sweep is ours to
                  * replace (a plain run would ask for output.overwrite) */
                 if (c->rank == 0 && status == PT_STALE && !err->code) {
