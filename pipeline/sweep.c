@@ -145,7 +145,9 @@ static int point_status(const sweep_ctx *s, int p, const char *plan_hash) {
     if (rc == 0) st = !strcmp(h, plan_hash) ? PT_IN_FILE : PT_STALE;
     free(h);
     h = NULL;
-    if (st != PT_IN_FILE && h5_sweep_point_attr(s->out, s->sw->name[p], "plan_hash", &h) == 0 &&
+    char gp[JOB_SWEEP_NAME_MAX + 16];
+    snprintf(gp, sizeof gp, "/points/%s", s->sw->name[p]);
+    if (st != PT_IN_FILE && h5_file_obj_attr(s->out, gp, "plan_hash", &h) == 0 &&
         !strcmp(h, plan_hash))
         st = PT_IN_OUT;
     free(h);
@@ -248,32 +250,21 @@ static int merge(run_ctx *c, const sweep_ctx *s, const uint8_t *st, char (*hash)
                             "output.path",
                             s->out, old ? old : "none", s->dir);
         } else {
+            /* points already in OUTPUT are copied from it: h5_sweep_write
+             * reads its sources read-only and renames the new file over it
+             * only when it is complete */
             h5_sweep_point *pts = at_calloc((size_t)sw->n_points, sizeof *pts, "sweep points");
             char(*files)[JOB_PATH_MAX + 32] =
                 at_malloc((size_t)sw->n_points * sizeof *files, "point files");
-            char(*objs)[JOB_NAME_MAX * 20] =
-                at_malloc((size_t)sw->n_points * sizeof *objs, "point groups");
-            char *src_out = NULL;
-            for (int p = 0; p < sw->n_points && !rc; p++) {
+            for (int p = 0; p < sw->n_points; p++) {
                 pts[p].name = sw->name[p];
-                if (st[p] == PT_IN_OUT) {
-                    /* copied from the old sweep file: read it before it is replaced */
-                    if (!src_out) {
-                        size_t n = strlen(s->out) + 16;
-                        src_out = at_malloc(n, "old sweep");
-                        snprintf(src_out, n, "%s.old", s->out);
-                        if (rename(s->out, src_out) != 0)
-                            rc = at_err_set(err, AT_EIO, "%s: cannot rename to %s: %s", s->out,
-                                            src_out, strerror(errno));
-                    }
-                    snprintf(files[p], sizeof files[p], "%s", src_out);
-                    snprintf(objs[p], sizeof objs[p], "/points/%s", sw->name[p]);
+                pts[p].in_sweep_file = st[p] == PT_IN_OUT;
+                if (pts[p].in_sweep_file) {
+                    pts[p].src_file = s->out;
                 } else {
                     point_file(s, p, files[p], sizeof files[p]);
-                    snprintf(objs[p], sizeof objs[p], "/");
+                    pts[p].src_file = files[p];
                 }
-                pts[p].src_file = files[p];
-                pts[p].src_obj = objs[p];
             }
             const char **vals =
                 at_malloc((size_t)sw->n_points * sw->n_keys * sizeof(char *) + 1, "sweep values");
@@ -289,21 +280,13 @@ static int merge(run_ctx *c, const sweep_ctx *s, const uint8_t *st, char (*hash)
                                .keys = (const char *const *)sw->key,
                                .values = vals,
                                .points = pts};
-            if (!rc) rc = h5_sweep_write(s->out, &d, err);
-            if (src_out) {
-                if (rc)
-                    rename(src_out, s->out);
-                else
-                    unlink(src_out);
-            }
+            rc = h5_sweep_write(s->out, &d, err);
             if (!rc) {
                 printf("wrote %s: %d points of the sweep (/points/<name>, index /sweep)\n", s->out,
                        sw->n_points);
                 if (!s->keep) remove_dir(s->dir);
             }
             free(vals);
-            free(src_out);
-            free(objs);
             free(files);
             free(pts);
         }
