@@ -35,6 +35,7 @@ typedef struct {
     char stop[JOB_PATH_MAX + 16]; /* run.stop_file or OUTPUT.stop */
     int stop_given;               /* run.stop_file was set */
     int keep, overwrite;          /* output.keep_shards, output.overwrite */
+    double max_wall_time;         /* run.max_wall_time, 0 = none */
     char *job_yaml;               /* point 0's effective job + the sweep */
     char *stop_set;               /* "run.stop_file=..." for the points */
     const char *job_file;         /* the job file's path */
@@ -84,6 +85,7 @@ static int ctx_init(run_ctx *c, const cli_job_args *a, const job_sweep *sw, swee
         snprintf(s->stop, sizeof s->stop, "%s.stop", j->output_path);
     s->keep = j->keep_shards;
     s->overwrite = j->overwrite;
+    s->max_wall_time = j->max_wall_time;
     char *y = job_emit_yaml(j), *sy = job_sweep_emit_yaml(sw);
     size_t len = strlen(y) + strlen(sy) + 1;
     s->job_yaml = at_malloc(len, "sweep job text");
@@ -367,11 +369,21 @@ static int sweep_describe(run_ctx *c, const cli_job_args *a, const sweep_ctx *s,
     return 0;
 }
 
-/* The stop file or a signal, agreed. */
-static int stop_requested(run_ctx *c, const sweep_ctx *s) {
-    int stop = c->rank == 0 && (stop_signal_received() || access(s->stop, F_OK) == 0);
-    MPI_Bcast(&stop, 1, MPI_INT, 0, c->comm);
-    return stop;
+/* Stop before the next point? A signal, the stop file, or
+ * run.max_wall_time passed (counted from the sweep's start): rank 0
+ * decides, every rank gets the reason. */
+static stop_reason stop_requested(run_ctx *c, const sweep_ctx *s) {
+    int r = STOP_NONE;
+    if (c->rank == 0) {
+        if (stop_signal_received())
+            r = STOP_SIGNAL;
+        else if (access(s->stop, F_OK) == 0)
+            r = STOP_FILE;
+        else if (s->max_wall_time > 0 && at_now() - c->t_start >= s->max_wall_time)
+            r = STOP_WALL_TIME;
+    }
+    MPI_Bcast(&r, 1, MPI_INT, 0, c->comm);
+    return (stop_reason)r;
 }
 
 int sweep_main(run_ctx *c, const cli_job_args *a, const job_sweep *sw, int validate_only,
@@ -407,13 +419,14 @@ int sweep_main(run_ctx *c, const cli_job_args *a, const job_sweep *sw, int valid
     for (int p = 0; p < n; p++) n_sel += sel[p];
     for (int p = 0; p < n && !rc; p++) {
         if (!sel[p]) continue;
-        if (stop_requested(c, &s)) {
+        stop_reason why = stop_requested(c, &s);
+        if (why != STOP_NONE) {
             if (c->rank == 0) {
                 fprintf(stderr,
                         "attrib: stopped early: %s. %d of %d selected sweep points "
                         "are done and kept in %s/; rerun the same command to resume (exit %d).\n",
-                        stop_signal_received() ? "a signal" : "the stop file appeared", n_run,
-                        n_sel, s.dir, AT_EXIT_RESUMABLE);
+                        why == STOP_SIGNAL ? "a signal" : stop_reason_text(why), n_run, n_sel,
+                        s.dir, AT_EXIT_RESUMABLE);
                 fflush(stderr);
             }
             rc = AT_EXIT_RESUMABLE;
