@@ -2130,12 +2130,8 @@ int job_sweep_index(const job_sweep *sw, int p, int k) {
 void job_sweep_free(job_sweep *sw) {
     if (!sw) return;
     for (int k = 0; k < sw->n_keys; k++) {
-        for (int i = 0; i < sw->n_vals[k]; i++) {
-            free(sw->val[k][i]);
-            free(sw->shown[k][i]);
-        }
+        for (int i = 0; i < sw->n_vals[k]; i++) free(sw->val[k][i]);
         free(sw->val[k]);
-        free(sw->shown[k]);
         free(sw->key[k]);
         free(sw->label[k]);
     }
@@ -2224,17 +2220,18 @@ int job_sweep_parse(const char *text, const char *source, const char *const *ove
         return rc;
     }
     sw->n_keys = v->n;
+    char **shown[JOB_SWEEP_MAX_KEYS]; /* (n_vals) each value as point names show it */
     for (int k = 0; k < v->n; k++) {
         const yt_entry *e = &v->ent[k];
         sw->key[k] = at_strdup(e->key, "sweep key");
         sw->n_vals[k] = e->val->n;
         sw->val[k] = at_calloc((size_t)e->val->n, sizeof(char *), "sweep values");
-        sw->shown[k] = at_calloc((size_t)e->val->n, sizeof(char *), "sweep values");
+        shown[k] = at_calloc((size_t)e->val->n, sizeof(char *), "sweep values");
         for (int i = 0; i < e->val->n; i++) {
             yt_buf b = {0};
             flow_emit(&b, e->val->ent[i].val);
             sw->val[k][i] = yt_take(&b);
-            sw->shown[k][i] = shown_value(e->val->ent[i].val);
+            shown[k][i] = shown_value(e->val->ent[i].val);
         }
     }
     yt_free(root);
@@ -2251,12 +2248,18 @@ int job_sweep_parse(const char *text, const char *source, const char *const *ove
         yt_buf nb = {0};
         for (int k = 0; k < sw->n_keys; k++) {
             int i = job_sweep_index(sw, p, k);
-            yt_add(&nb, "%s%s=%s", k ? "," : "", sw->label[k], sw->shown[k][i]);
+            yt_add(&nb, "%s%s=%s", k ? "," : "", sw->label[k], shown[k][i]);
             yt_buf sb = {0};
             yt_add(&sb, "%s=%s", sw->key[k], sw->val[k][i]);
             sw->sets[(size_t)p * sw->n_keys + k] = yt_take(&sb);
         }
         sw->name[p] = yt_take(&nb);
+    }
+    for (int k = 0; k < sw->n_keys; k++) {
+        for (int i = 0; i < sw->n_vals[k]; i++) free(shown[k][i]);
+        free(shown[k]);
+    }
+    for (int p = 0; p < sw->n_points; p++) {
         if (strlen(sw->name[p]) >= JOB_SWEEP_NAME_MAX) {
             at_err_set(err, AT_EUSER,
                        "%s: sweep: point %d's name '%.60s...' has %zu bytes, at most %d: "

@@ -169,7 +169,6 @@ static int parse_points(const char *spec, int n, uint8_t *sel, at_err *err) {
     if (*spec >= '0' && *spec <= '9') i = strtol(spec, &end, 10);
     if (i < 0 || errno) goto bad;
     if (*end == '\0') {
-        j = i + 1;
         if (i >= n) goto range;
         sel[i] = 1;
         return 0;
