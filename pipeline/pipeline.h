@@ -109,6 +109,20 @@ void progress_base(progress *pr, int64_t units, double work);
 void progress_add(progress *pr, int64_t units, double work, double rows);
 void progress_finish(progress *pr);
 
+/* The digest of a run's rows (run.c, stage 3), remembered over the points
+ * of a sweep: a point that reads the same rows in the same blocks takes
+ * the data SHA-256 from here instead of hashing the rows again. The label
+ * check is part of it: remembered with the model's class count. */
+typedef struct {
+    int valid;
+    char data_path[JOB_PATH_MAX];
+    char data_split[JOB_NAME_MAX];
+    int64_t row_start, n_rows;
+    int block_rows;
+    int64_t label_classes; /* labels checked against this class count; -1: not checked */
+    char data_sha[65];
+} run_digest_memo;
+
 /* --------------------------------------------------- a run, on every rank
  *
  * run.c drives it: prepare (job, data, model, baselines, plan), digest (data
@@ -138,6 +152,7 @@ typedef struct {
     char started_at[32];
     int fresh;               /* --fresh: discard shards of this output */
     int sweep_point;         /* a point of a sweep (sweep.c owns the stop file) */
+    run_digest_memo *digest_memo; /* a sweep's (sweep.c), or NULL */
     /* provenance and resume */
     char data_sha[65];
     char *plan_text;         /* "key = value" lines that decide the results */

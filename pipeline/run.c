@@ -303,6 +303,36 @@ static int digest(run_ctx *c, at_err *err) {
     return rc;
 }
 
+/* Any method that explains the label (digest checks the labels then). */
+static int labels_checked(const run_ctx *c) {
+    for (int m = 0; m < c->j.n_methods; m++)
+        if (c->j.methods[m].target == JOB_TARGET_LABEL) return 1;
+    return 0;
+}
+
+/* Does the sweep's memo hold this run's digest: the same rows in the same
+ * blocks and, when labels are checked, against the same class count? */
+static int digest_remembered(const run_ctx *c) {
+    const run_digest_memo *m = c->digest_memo;
+    return m && m->valid && !strcmp(m->data_path, c->j.data_path) &&
+           !strcmp(m->data_split, c->j.data_split) && m->row_start == c->row_start &&
+           m->n_rows == c->n_rows && m->block_rows == c->p.block_rows &&
+           (!labels_checked(c) || m->label_classes == c->p.n_classes);
+}
+
+static void digest_remember(const run_ctx *c) {
+    run_digest_memo *m = c->digest_memo;
+    if (!m) return;
+    m->valid = 1;
+    snprintf(m->data_path, sizeof m->data_path, "%s", c->j.data_path);
+    snprintf(m->data_split, sizeof m->data_split, "%s", c->j.data_split);
+    m->row_start = c->row_start;
+    m->n_rows = c->n_rows;
+    m->block_rows = c->p.block_rows;
+    m->label_classes = labels_checked(c) ? c->p.n_classes : -1;
+    memcpy(m->data_sha, c->data_sha, sizeof m->data_sha);
+}
+
 /* ------------------------------------------------------------- commands */
 
 static void print_summary(run_ctx *c, const work_stats *ws, const assemble_stats *as) {
@@ -348,7 +378,12 @@ int run_job_prepare(run_ctx *c, const cli_job_args *a, at_err *err) {
     if ((rc = prepare(c, a, err))) return rc;
     eng_set_threads(c->j.blas_threads);
     if (c->j.n_influence) return 0;
-    if ((rc = digest(c, err))) return rc;
+    if (digest_remembered(c)) {
+        memcpy(c->data_sha, c->digest_memo->data_sha, sizeof c->data_sha);
+    } else {
+        if ((rc = digest(c, err))) return rc;
+        digest_remember(c);
+    }
     resume_plan_text(c);
     return 0;
 }

@@ -39,6 +39,7 @@ typedef struct {
     char *job_yaml;               /* point 0's effective job + the sweep */
     char *stop_set;               /* "run.stop_file=..." for the points */
     const char *job_file;         /* the job file's path */
+    run_digest_memo *digest;      /* the rows' digest, shared by the points */
 } sweep_ctx;
 
 /* Status of a point. */
@@ -86,6 +87,7 @@ static int ctx_init(run_ctx *c, const cli_job_args *a, const job_sweep *sw, swee
     s->keep = j->keep_shards;
     s->overwrite = j->overwrite;
     s->max_wall_time = j->max_wall_time;
+    s->digest = at_calloc(1, sizeof *s->digest, "sweep digest");
     char *y = job_emit_yaml(j), *sy = job_sweep_emit_yaml(sw);
     size_t len = strlen(y) + strlen(sy) + 1;
     s->job_yaml = at_malloc(len, "sweep job text");
@@ -100,6 +102,7 @@ static int ctx_init(run_ctx *c, const cli_job_args *a, const job_sweep *sw, swee
 }
 
 static void ctx_release(sweep_ctx *s) {
+    free(s->digest);
     free(s->job_yaml);
     free(s->stop_set);
 }
@@ -302,6 +305,7 @@ static int merge(run_ctx *c, const sweep_ctx *s, const uint8_t *st, char (*hash)
 static int prepare_point(run_ctx *c, const cli_job_args *a, const sweep_ctx *s, int p, run_ctx *pc,
                          cli_job_args *pa, char **owned, at_err *err) {
     point_ctx(c, pc);
+    pc->digest_memo = s->digest;
     point_args(a, s, p, pa, owned);
     int rc = run_job_prepare(pc, pa, err);
     if (rc && c->rank == 0)
