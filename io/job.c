@@ -1016,7 +1016,7 @@ static void default_text(int ri, const char *name, char *out, size_t cap) {
  * named `kind` (NULL outside lists) to base. */
 static void apply_default(int ri, void *base, const char *kind) {
     at_err e = {0};
-    yt_ctx dc = {"<schema default>", NULL, 0, &e};
+    yt_ctx dc = {"<schema default>", NULL, 0, &e, NULL};
     yt_node *v = NULL;
     char text[128];
     default_text(ri, kind, text, sizeof text);
@@ -1768,15 +1768,26 @@ static int apply_set(const yt_ctx *c, yt_node *root, int si) {
 
 /* -------------------------------------------------------------- parsing */
 
+/* job_parse; on failure *failed_set (when not NULL) is the index of the
+ * override the error is about, or -1. */
+static int parse_job(const char *text, const char *source, const char *const *overrides,
+                     int n_sets, job_purpose purpose, job *out, int *failed_set, at_err *err);
+
 /* On failure *out is all zeros, so a half-filled job is never used. */
 int job_parse(const char *text, const char *source, const char *const *overrides,
               int n_sets, job_purpose purpose, job *out, at_err *err) {
+    return parse_job(text, source, overrides, n_sets, purpose, out, NULL, err);
+}
+
+static int parse_job(const char *text, const char *source, const char *const *overrides,
+                     int n_sets, job_purpose purpose, job *out, int *failed_set, at_err *err) {
     AT_CHECK(text != NULL && out != NULL && err != NULL);
     AT_CHECK(n_sets >= 0 && (n_sets == 0 || overrides != NULL));
     AT_CHECK(purpose == JOB_PURPOSE_RUN || purpose == JOB_PURPOSE_TRAIN ||
              purpose == JOB_PURPOSE_ANY);
     memset(out, 0, sizeof *out);
-    yt_ctx c = {source && *source ? source : "<job>", overrides, n_sets, err};
+    if (failed_set) *failed_set = -1;
+    yt_ctx c = {source && *source ? source : "<job>", overrides, n_sets, err, failed_set};
     if (source && strlen(source) >= JOB_PATH_MAX)
         return at_err_set(err, AT_EUSER, "job file name longer than %d bytes",
                           JOB_PATH_MAX - 1);
@@ -2155,23 +2166,24 @@ char *job_sweep_emit_yaml(const job_sweep *sw) {
     return yt_take(&b);
 }
 
-/* A point's job_parse error, told as the sweep's: when the message starts
- * with "--set KEY=VALUE: " of one of the point's sets it names sweep.KEY,
- * else every key of the point. */
-static int sweep_point_error(const job_sweep *sw, const char *source, int p, at_err *err) {
+/* A point's job_parse error, told as the sweep's: when it is about the
+ * point's set of key k (override failed_set = n_sets + k) it names
+ * sweep.KEY, else every key of the point. */
+static int sweep_point_error(const job_sweep *sw, const char *source, int p, int failed_set,
+                             int n_sets, at_err *err) {
     char msg[AT_ERR_MSG];
     snprintf(msg, sizeof msg, "%s", err->msg);
     memset(err, 0, sizeof *err); /* the first error wins: this one replaces it */
-    for (int k = 0; k < sw->n_keys; k++) {
-        const char *set = sw->sets[(size_t)p * sw->n_keys + k];
+    int k = failed_set - n_sets;
+    if (k >= 0 && k < sw->n_keys) {
+        /* the message is "--set KEY=VALUE: why" (yt_fail): keep the why */
+        const char *set = sw->sets[(size_t)p * sw->n_keys + k], *rest = msg;
         size_t n = strlen(set);
-        if (!strncmp(msg, "--set ", 6) && !strncmp(msg + 6, set, n) && msg[6 + n] == ':') {
-            const char *rest = msg + 6 + n + 1;
-            while (*rest == ' ') rest++;
-            return at_err_set(err, AT_EUSER, "%s: sweep.%s: point '%s': value %s: %s",
-                              source, sw->key[k], sw->name[p],
-                              sw->val[k][job_sweep_index(sw, p, k)], rest);
-        }
+        if (!strncmp(msg, "--set ", 6) && !strncmp(msg + 6, set, n) && msg[6 + n] == ':')
+            rest = msg + 6 + n + 1;
+        while (*rest == ' ') rest++;
+        return at_err_set(err, AT_EUSER, "%s: sweep.%s: point '%s': value %s: %s", source,
+                          sw->key[k], sw->name[p], sw->val[k][job_sweep_index(sw, p, k)], rest);
     }
     return at_err_set(err, AT_EUSER, "%s: sweep: point '%s' (%d of %d) is not a valid job: %s",
                       source, sw->name[p], p, sw->n_points, msg);
@@ -2183,7 +2195,7 @@ int job_sweep_parse(const char *text, const char *source, const char *const *ove
     AT_CHECK(n_sets >= 0 && (n_sets == 0 || overrides != NULL));
     memset(sw, 0, sizeof *sw);
     const char *src = source && *source ? source : "<job>";
-    yt_ctx c = {src, overrides, n_sets, err};
+    yt_ctx c = {src, overrides, n_sets, err, NULL};
     yt_node *root = NULL;
     if (yt_read(&c, text, -1, &root) || !root || root->type != YT_MAP) {
         /* not a job at all: job_parse tells the user why */
@@ -2287,8 +2299,10 @@ int job_sweep_parse(const char *text, const char *source, const char *const *ove
     for (int p = 0; p < sw->n_points && !rc; p++) {
         for (int k = 0; k < sw->n_keys; k++)
             all[n_sets + k] = sw->sets[(size_t)p * sw->n_keys + k];
-        if (job_parse(text, source, all, n_sets + sw->n_keys, JOB_PURPOSE_RUN, pj, err))
-            rc = sweep_point_error(sw, src, p, err);
+        int failed_set = -1;
+        if (parse_job(text, source, all, n_sets + sw->n_keys, JOB_PURPOSE_RUN, pj, &failed_set,
+                      err))
+            rc = sweep_point_error(sw, src, p, failed_set, n_sets, err);
         else if (pj->n_influence)
             rc = at_err_set(err, AT_EUSER,
                             "%s: sweep: point '%s' has influence: entries; sweeps run "
