@@ -1770,8 +1770,8 @@ static int apply_set(const yt_ctx *c, yt_node *root, int si) {
 
 /* job_parse; on failure *failed_set (when not NULL) is the index of the
  * override the error is about, or -1. */
-static int parse_job(const char *text, const char *source, const char *const *overrides,
-                     int n_sets, job_purpose purpose, job *out, int *failed_set, at_err *err);
+static int parse_job(const char *text, const char *source, const char *const *overrides, int n_sets,
+                     job_purpose purpose, job *out, int *failed_set, at_err *err);
 
 /* On failure *out is all zeros, so a half-filled job is never used. */
 int job_parse(const char *text, const char *source, const char *const *overrides,
@@ -1779,8 +1779,8 @@ int job_parse(const char *text, const char *source, const char *const *overrides
     return parse_job(text, source, overrides, n_sets, purpose, out, NULL, err);
 }
 
-static int parse_job(const char *text, const char *source, const char *const *overrides,
-                     int n_sets, job_purpose purpose, job *out, int *failed_set, at_err *err) {
+static int parse_job(const char *text, const char *source, const char *const *overrides, int n_sets,
+                     job_purpose purpose, job *out, int *failed_set, at_err *err) {
     AT_CHECK(text != NULL && out != NULL && err != NULL);
     AT_CHECK(n_sets >= 0 && (n_sets == 0 || overrides != NULL));
     AT_CHECK(purpose == JOB_PURPOSE_RUN || purpose == JOB_PURPOSE_TRAIN ||

@@ -80,8 +80,8 @@ typedef struct {
     const char *const *sets; /* the --set strings (may be NULL when n_sets is 0) */
     int n_sets;
     at_err *err;
-    int *failed_set;         /* NULL, or set to the index of the --set that the
-                                recorded error (the first) is about; -1 first */
+    int *failed_set; /* NULL, or set to the index of the --set that the
+                        recorded error (the first) is about; -1 first */
 } yt_ctx;
 
 /* Record "WHERE: PATH: message" (PATH may be NULL) where WHERE is
