@@ -12,15 +12,15 @@
  * whose results are already in OUTPUT (a finished sweep, with the same plan
  * hash) is taken from there, so rerunning a finished sweep computes nothing.
  * --points runs a slice (a SLURM array task) and merges only when the slice
- * is every point; `attrib merge` merges the slices.
+ * is every point; `attrib merge` merges the slices. The job file is read
+ * once (cli_job_args.job_text) and the rows are digested once for all the
+ * points that read the same rows (run_digest_memo).
  */
 #define _POSIX_C_SOURCE 200809L
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "h5shard.h"
