@@ -525,7 +525,7 @@ int arch_parse_node(const yt_ctx *c, const yt_node *list, const char *path,
 int arch_parse_text(const char *text, const char *source, int allow_residual,
                     eng_layer *specs, int cap, int *n, at_err *err) {
     AT_CHECK(text && source && specs && n && err);
-    yt_ctx c = {source, NULL, 0, err};
+    yt_ctx c = {source, NULL, 0, err, NULL};
     yt_node *root = NULL;
     *n = 0;
     int rc = yt_read(&c, text, -1, &root);

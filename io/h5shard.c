@@ -316,13 +316,40 @@ int h5_shard_write_text(const char *path, const char *text, at_err *err) {
     return rc;
 }
 
-int h5_file_root_attr(const char *path, const char *name, char **out) {
+/* Does every group along obj, and obj itself, exist? */
+static int obj_exists(hid_t f, const char *obj) {
+    char buf[1200];
+    if (snprintf(buf, sizeof buf, "%s", obj) >= (int)sizeof buf) return 0;
+    for (char *q = buf + 1;; q++) {
+        if (*q != '/' && *q != '\0') continue;
+        char ch = *q;
+        *q = '\0';
+        if (buf[0] && strcmp(buf, "/") && H5Lexists(f, buf, H5P_DEFAULT) <= 0) return 0;
+        if (!ch) return 1;
+        *q = ch;
+    }
+}
+
+int h5_file_obj_attr(const char *path, const char *obj, const char *name, char **out) {
     *out = NULL;
     htri_t is = H5Fis_hdf5(path);
     if (is <= 0) return -1;
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) return -1;
-    int rc = read_str_attr(f, name, out);
+    int rc = 1;
+    if (obj_exists(f, obj)) {
+        hid_t o = H5Oopen(f, obj, H5P_DEFAULT);
+        if (o >= 0) rc = read_str_attr(o, name, out);
+        if (o >= 0) H5Oclose(o);
+    }
     H5Fclose(f);
+    if (rc != 0) {
+        free(*out);
+        *out = NULL;
+    }
     return rc < 0 ? 1 : rc;
+}
+
+int h5_file_root_attr(const char *path, const char *name, char **out) {
+    return h5_file_obj_attr(path, "/", name, out);
 }

@@ -67,9 +67,12 @@ int h5_shard_write_text(const char *path, const char *text, at_err *err);
  * names the step. Used for shards, plan files and results files. */
 int h5_file_commit(const char *tmp, const char *final, at_err *err);
 
-/* A string attribute of an existing HDF5 file's root: 0 and *out (caller
- * frees) when present; 1 when the file opens but has no such attribute;
- * -1 when it is not an HDF5 file or cannot be opened. */
+/* A string attribute of object obj (a group or dataset path, "/" = the
+ * root) of an existing HDF5 file: 0 and *out (caller frees) when present;
+ * 1 when the file opens but has no such object or attribute (or it is not
+ * a string); -1 when it is not an HDF5 file or cannot be opened. */
+int h5_file_obj_attr(const char *path, const char *obj, const char *name, char **out);
+/* h5_file_obj_attr of the root group. */
 int h5_file_root_attr(const char *path, const char *name, char **out);
 
 #endif

@@ -37,7 +37,7 @@ static int write_strings(hid_t f, const char *path, int n, const char *const *s,
  * between the copies (H5DSattach_scale). */
 
 typedef struct {
-    hid_t src, dst;    /* the copied object in the source file, the copy */
+    hid_t dst;         /* the copy */
     size_t src_prefix; /* length of the source object's path ("/" = 1) */
     int failed;
 } rescale;
@@ -107,7 +107,7 @@ static herr_t attach_all_cb(hid_t g, const char *name, const H5L_info_t *info, v
 
 /* Re-attach the dimension scales of the copy dst of src. 0 or -1. */
 static int reattach_scales(hid_t src, const char *src_obj, hid_t dst) {
-    rescale r = {src, dst, strlen(src_obj), 0};
+    rescale r = {dst, strlen(src_obj), 0};
     if (H5Lvisit(dst, H5_INDEX_NAME, H5_ITER_INC, drop_refs_cb, &r) < 0 || r.failed) return -1;
     if (H5Lvisit(src, H5_INDEX_NAME, H5_ITER_INC, attach_all_cb, &r) < 0 || r.failed) return -1;
     return 0;
@@ -164,19 +164,22 @@ int h5_sweep_write(const char *path, const h5_sweep_desc *d, at_err *err) {
         if (g < 0) rc = at_err_set(err, AT_EIO, "%s: cannot create /points", tmp);
         h5u_close(&g);
     }
-    /* H5Ocopy of a whole tree rewrites the object references inside it
-     * (dimension scales' DIMENSION_LIST and REFERENCE_LIST) to the copies. */
+    /* H5Ocopy of a whole tree keeps the object references inside it (the
+     * dimension scales' DIMENSION_LIST and REFERENCE_LIST) pointing into
+     * the source file: reattach_scales makes them again between the copies.
+     * A point of a sweep file is at the same path there as here (dst). */
     for (int p = 0; p < d->n_points && !rc; p++) {
         const h5_sweep_point *pt = &d->points[p];
         char dst[1200];
         snprintf(dst, sizeof dst, "/points/%s", pt->name);
+        const char *src_obj = pt->in_sweep_file ? dst : "/";
         hid_t s = H5Fopen(pt->src_file, H5F_ACC_RDONLY, H5P_DEFAULT);
-        if (s < 0 || H5Ocopy(s, pt->src_obj, f, dst, H5P_DEFAULT, H5P_DEFAULT) < 0)
+        if (s < 0 || H5Ocopy(s, src_obj, f, dst, H5P_DEFAULT, H5P_DEFAULT) < 0)
             rc = at_err_set(err, AT_EIO, "%s: cannot copy %s:%s (point %d, '%s') to %s", path,
-                            pt->src_file, pt->src_obj, p, pt->name, dst);
-        hid_t sg = rc ? -1 : H5Gopen2(s, pt->src_obj, H5P_DEFAULT);
+                            pt->src_file, src_obj, p, pt->name, dst);
+        hid_t sg = rc ? -1 : H5Gopen2(s, src_obj, H5P_DEFAULT);
         hid_t dg = rc ? -1 : H5Gopen2(f, dst, H5P_DEFAULT);
-        if (!rc && (sg < 0 || dg < 0 || reattach_scales(sg, pt->src_obj, dg)))
+        if (!rc && (sg < 0 || dg < 0 || reattach_scales(sg, src_obj, dg)))
             rc = at_err_set(err, AT_EIO,
                             "%s: cannot attach the dimension scales of %s "
                             "(point %d, '%s') again",
@@ -190,26 +193,5 @@ int h5_sweep_write(const char *path, const h5_sweep_desc *d, at_err *err) {
     if (!rc) rc = h5_file_commit(tmp, path, err);
     if (rc && tmp) unlink(tmp);
     free(tmp);
-    return rc;
-}
-
-int h5_sweep_point_attr(const char *path, const char *point, const char *name, char **out) {
-    *out = NULL;
-    if (H5Fis_hdf5(path) <= 0) return -1;
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0) return -1;
-    char gp[1200];
-    snprintf(gp, sizeof gp, "/points/%s", point);
-    int rc = 1;
-    if (H5Lexists(f, "/points", H5P_DEFAULT) > 0 && H5Lexists(f, gp, H5P_DEFAULT) > 0) {
-        hid_t g = H5Oopen(f, gp, H5P_DEFAULT);
-        if (g >= 0 && h5u_attr_read_str(g, name, out) == 1) rc = 0;
-        h5u_close(&g);
-    }
-    H5Fclose(f);
-    if (rc) {
-        free(*out);
-        *out = NULL;
-    }
     return rc;
 }

@@ -19,7 +19,8 @@
 typedef struct {
     const char *name;     /* the point's name: its group under /points */
     const char *src_file; /* the file holding the point */
-    const char *src_obj;  /* "/" for a point file, "/points/<name>" in a sweep file */
+    int in_sweep_file;    /* 1: src_file is a sweep file, the point is its
+                             /points/<name>; 0: a point file, its root */
 } h5_sweep_point;
 
 typedef struct {
@@ -33,13 +34,10 @@ typedef struct {
     const h5_sweep_point *points; /* (n_points) */
 } h5_sweep_desc;
 
-/* Write the sweep file at path (PATH.tmp, then renamed). Returns 0, or
- * AT_EIO naming the file and the point that failed. */
+/* Write the sweep file at path (PATH.tmp, then renamed; the sources are
+ * opened read-only, so a source may be path itself, the sweep file being
+ * replaced). Returns 0, or AT_EIO naming the file and the point that
+ * failed. */
 int h5_sweep_write(const char *path, const h5_sweep_desc *d, at_err *err);
-
-/* Attribute name of /points/<point> in the sweep file path, as a string:
- * 0 and *out malloc'd; nonzero when the file, the group or the attribute is
- * missing or not a string (*out NULL). */
-int h5_sweep_point_attr(const char *path, const char *point, const char *name, char **out);
 
 #endif

@@ -1029,7 +1029,7 @@ static void default_text(int ri, const char *name, char *out, size_t cap) {
  * named `kind` (NULL outside lists) to base. */
 static void apply_default(int ri, void *base, const char *kind) {
     at_err e = {0};
-    yt_ctx dc = {"<schema default>", NULL, 0, &e};
+    yt_ctx dc = {"<schema default>", NULL, 0, &e, NULL};
     yt_node *v = NULL;
     char text[128];
     default_text(ri, kind, text, sizeof text);
@@ -1802,15 +1802,26 @@ static int apply_set(const yt_ctx *c, yt_node *root, int si) {
 
 /* -------------------------------------------------------------- parsing */
 
+/* job_parse; on failure *failed_set (when not NULL) is the index of the
+ * override the error is about, or -1. */
+static int parse_job(const char *text, const char *source, const char *const *overrides, int n_sets,
+                     job_purpose purpose, job *out, int *failed_set, at_err *err);
+
 /* On failure *out is all zeros, so a half-filled job is never used. */
 int job_parse(const char *text, const char *source, const char *const *overrides,
               int n_sets, job_purpose purpose, job *out, at_err *err) {
+    return parse_job(text, source, overrides, n_sets, purpose, out, NULL, err);
+}
+
+static int parse_job(const char *text, const char *source, const char *const *overrides, int n_sets,
+                     job_purpose purpose, job *out, int *failed_set, at_err *err) {
     AT_CHECK(text != NULL && out != NULL && err != NULL);
     AT_CHECK(n_sets >= 0 && (n_sets == 0 || overrides != NULL));
     AT_CHECK(purpose == JOB_PURPOSE_RUN || purpose == JOB_PURPOSE_TRAIN ||
              purpose == JOB_PURPOSE_ANY);
     memset(out, 0, sizeof *out);
-    yt_ctx c = {source && *source ? source : "<job>", overrides, n_sets, err};
+    if (failed_set) *failed_set = -1;
+    yt_ctx c = {source && *source ? source : "<job>", overrides, n_sets, err, failed_set};
     if (source && strlen(source) >= JOB_PATH_MAX)
         return at_err_set(err, AT_EUSER, "job file name longer than %d bytes",
                           JOB_PATH_MAX - 1);
@@ -2164,12 +2175,8 @@ int job_sweep_index(const job_sweep *sw, int p, int k) {
 void job_sweep_free(job_sweep *sw) {
     if (!sw) return;
     for (int k = 0; k < sw->n_keys; k++) {
-        for (int i = 0; i < sw->n_vals[k]; i++) {
-            free(sw->val[k][i]);
-            free(sw->shown[k][i]);
-        }
+        for (int i = 0; i < sw->n_vals[k]; i++) free(sw->val[k][i]);
         free(sw->val[k]);
-        free(sw->shown[k]);
         free(sw->key[k]);
         free(sw->label[k]);
     }
@@ -2193,23 +2200,24 @@ char *job_sweep_emit_yaml(const job_sweep *sw) {
     return yt_take(&b);
 }
 
-/* A point's job_parse error, told as the sweep's: when the message starts
- * with "--set KEY=VALUE: " of one of the point's sets it names sweep.KEY,
- * else every key of the point. */
-static int sweep_point_error(const job_sweep *sw, const char *source, int p, at_err *err) {
+/* A point's job_parse error, told as the sweep's: when it is about the
+ * point's set of key k (override failed_set = n_sets + k) it names
+ * sweep.KEY, else every key of the point. */
+static int sweep_point_error(const job_sweep *sw, const char *source, int p, int failed_set,
+                             int n_sets, at_err *err) {
     char msg[AT_ERR_MSG];
     snprintf(msg, sizeof msg, "%s", err->msg);
     memset(err, 0, sizeof *err); /* the first error wins: this one replaces it */
-    for (int k = 0; k < sw->n_keys; k++) {
-        const char *set = sw->sets[(size_t)p * sw->n_keys + k];
+    int k = failed_set - n_sets;
+    if (k >= 0 && k < sw->n_keys) {
+        /* the message is "--set KEY=VALUE: why" (yt_fail): keep the why */
+        const char *set = sw->sets[(size_t)p * sw->n_keys + k], *rest = msg;
         size_t n = strlen(set);
-        if (!strncmp(msg, "--set ", 6) && !strncmp(msg + 6, set, n) && msg[6 + n] == ':') {
-            const char *rest = msg + 6 + n + 1;
-            while (*rest == ' ') rest++;
-            return at_err_set(err, AT_EUSER, "%s: sweep.%s: point '%s': value %s: %s",
-                              source, sw->key[k], sw->name[p],
-                              sw->val[k][job_sweep_index(sw, p, k)], rest);
-        }
+        if (!strncmp(msg, "--set ", 6) && !strncmp(msg + 6, set, n) && msg[6 + n] == ':')
+            rest = msg + 6 + n + 1;
+        while (*rest == ' ') rest++;
+        return at_err_set(err, AT_EUSER, "%s: sweep.%s: point '%s': value %s: %s", source,
+                          sw->key[k], sw->name[p], sw->val[k][job_sweep_index(sw, p, k)], rest);
     }
     return at_err_set(err, AT_EUSER, "%s: sweep: point '%s' (%d of %d) is not a valid job: %s",
                       source, sw->name[p], p, sw->n_points, msg);
@@ -2221,7 +2229,7 @@ int job_sweep_parse(const char *text, const char *source, const char *const *ove
     AT_CHECK(n_sets >= 0 && (n_sets == 0 || overrides != NULL));
     memset(sw, 0, sizeof *sw);
     const char *src = source && *source ? source : "<job>";
-    yt_ctx c = {src, overrides, n_sets, err};
+    yt_ctx c = {src, overrides, n_sets, err, NULL};
     yt_node *root = NULL;
     if (yt_read(&c, text, -1, &root) || !root || root->type != YT_MAP) {
         /* not a job at all: job_parse tells the user why */
@@ -2258,17 +2266,18 @@ int job_sweep_parse(const char *text, const char *source, const char *const *ove
         return rc;
     }
     sw->n_keys = v->n;
+    char **shown[JOB_SWEEP_MAX_KEYS]; /* (n_vals) each value as point names show it */
     for (int k = 0; k < v->n; k++) {
         const yt_entry *e = &v->ent[k];
         sw->key[k] = at_strdup(e->key, "sweep key");
         sw->n_vals[k] = e->val->n;
         sw->val[k] = at_calloc((size_t)e->val->n, sizeof(char *), "sweep values");
-        sw->shown[k] = at_calloc((size_t)e->val->n, sizeof(char *), "sweep values");
+        shown[k] = at_calloc((size_t)e->val->n, sizeof(char *), "sweep values");
         for (int i = 0; i < e->val->n; i++) {
             yt_buf b = {0};
             flow_emit(&b, e->val->ent[i].val);
             sw->val[k][i] = yt_take(&b);
-            sw->shown[k][i] = shown_value(e->val->ent[i].val);
+            shown[k][i] = shown_value(e->val->ent[i].val);
         }
     }
     yt_free(root);
@@ -2285,12 +2294,18 @@ int job_sweep_parse(const char *text, const char *source, const char *const *ove
         yt_buf nb = {0};
         for (int k = 0; k < sw->n_keys; k++) {
             int i = job_sweep_index(sw, p, k);
-            yt_add(&nb, "%s%s=%s", k ? "," : "", sw->label[k], sw->shown[k][i]);
+            yt_add(&nb, "%s%s=%s", k ? "," : "", sw->label[k], shown[k][i]);
             yt_buf sb = {0};
             yt_add(&sb, "%s=%s", sw->key[k], sw->val[k][i]);
             sw->sets[(size_t)p * sw->n_keys + k] = yt_take(&sb);
         }
         sw->name[p] = yt_take(&nb);
+    }
+    for (int k = 0; k < sw->n_keys; k++) {
+        for (int i = 0; i < sw->n_vals[k]; i++) free(shown[k][i]);
+        free(shown[k]);
+    }
+    for (int p = 0; p < sw->n_points; p++) {
         if (strlen(sw->name[p]) >= JOB_SWEEP_NAME_MAX) {
             at_err_set(err, AT_EUSER,
                        "%s: sweep: point %d's name '%.60s...' has %zu bytes, at most %d: "
@@ -2318,8 +2333,10 @@ int job_sweep_parse(const char *text, const char *source, const char *const *ove
     for (int p = 0; p < sw->n_points && !rc; p++) {
         for (int k = 0; k < sw->n_keys; k++)
             all[n_sets + k] = sw->sets[(size_t)p * sw->n_keys + k];
-        if (job_parse(text, source, all, n_sets + sw->n_keys, JOB_PURPOSE_RUN, pj, err))
-            rc = sweep_point_error(sw, src, p, err);
+        int failed_set = -1;
+        if (parse_job(text, source, all, n_sets + sw->n_keys, JOB_PURPOSE_RUN, pj, &failed_set,
+                      err))
+            rc = sweep_point_error(sw, src, p, failed_set, n_sets, err);
         else if (pj->n_influence)
             rc = at_err_set(err, AT_EUSER,
                             "%s: sweep: point '%s' has influence: entries; sweeps run "

@@ -385,7 +385,6 @@ typedef struct {
     char *label[JOB_SWEEP_MAX_KEYS];  /* the key in point names */
     int n_vals[JOB_SWEEP_MAX_KEYS];
     char **val[JOB_SWEEP_MAX_KEYS];   /* (n_vals) the value as --set text */
-    char **shown[JOB_SWEEP_MAX_KEYS]; /* (n_vals) the value in point names */
     int n_points;                     /* 0 = the job has no sweep */
     char **name;                      /* (n_points) */
     char **sets;                      /* (n_points, n_keys) "key=value" */

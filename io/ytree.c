@@ -86,6 +86,11 @@ char *yt_take(yt_buf *b) {
 
 /* ------------------------------------------------------------- messages */
 
+/* The first error is about --set number set (>= 0): tell c->failed_set. */
+static void note_set(const yt_ctx *c, int set) {
+    if (set >= 0 && c->failed_set && c->err->code == 0) *c->failed_set = set;
+}
+
 int yt_fail(const yt_ctx *c, int line, int set, const char *path,
                 const char *fmt, ...) {
     char msg[AT_ERR_MSG];
@@ -100,6 +105,7 @@ int yt_fail(const yt_ctx *c, int line, int set, const char *path,
         snprintf(where, sizeof where, "%s:%d", c->source, line);
     else
         snprintf(where, sizeof where, "%s", c->source);
+    note_set(c, set);
     if (path)
         return at_err_set(c->err, AT_EUSER, "%s: %s: %s", where, path, msg);
     return at_err_set(c->err, AT_EUSER, "%s: %s", where, msg);
@@ -172,6 +178,7 @@ static int rd_syntax_error(const reader *r) {
     if (p->context)
         snprintf(extra, sizeof extra, " (%s at line %zu)", p->context,
                  p->context_mark.line + 1);
+    note_set(r->c, r->set);
     if (r->set >= 0)
         return at_err_set(r->c->err, AT_EUSER,
                           "--set %s: cannot parse the value: %s at column %zu",

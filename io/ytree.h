@@ -80,10 +80,13 @@ typedef struct {
     const char *const *sets; /* the --set strings (may be NULL when n_sets is 0) */
     int n_sets;
     at_err *err;
+    int *failed_set; /* NULL, or set to the index of the --set that the
+                        recorded error (the first) is about; -1 first */
 } yt_ctx;
 
 /* Record "WHERE: PATH: message" (PATH may be NULL) where WHERE is
- * "source:line", "source" (line 0, set < 0) or "--set ..." (set >= 0). */
+ * "source:line", "source" (line 0, set < 0) or "--set ..." (set >= 0;
+ * then *c->failed_set = set when this is the first error). */
 int yt_fail(const yt_ctx *c, int line, int set, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 /* "expected WHAT, got GOT" at v. */

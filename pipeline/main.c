@@ -76,9 +76,9 @@ int cli_parse_job_args(int argc, char **argv, int allow_out, cli_job_args *a,
             if (!strchr(v, '='))
                 return at_err_set(err, AT_EUSER,
                                   "--set %s: expected section.key=value (e.g. --set run.block_rows=32)", v);
-            if (a->n_sets >= (int)(sizeof a->sets / sizeof a->sets[0]))
+            if (a->n_sets >= CLI_MAX_SETS)
                 return at_err_set(err, AT_EUSER, "too many --set options (at most %d)",
-                                  (int)(sizeof a->sets / sizeof a->sets[0]));
+                                  CLI_MAX_SETS);
             a->sets[a->n_sets++] = v;
         } else if (allow_out && (strcmp(s, "--points") == 0 || strncmp(s, "--points=", 9) == 0)) {
             const char *v = s[8] == '=' ? s + 9 : (i + 1 < argc ? argv[++i] : NULL);

@@ -109,6 +109,20 @@ void progress_base(progress *pr, int64_t units, double work);
 void progress_add(progress *pr, int64_t units, double work, double rows);
 void progress_finish(progress *pr);
 
+/* The digest of a run's rows (run.c, stage 3), remembered over the points
+ * of a sweep: a point that reads the same rows in the same blocks takes
+ * the data SHA-256 from here instead of hashing the rows again. The label
+ * check is part of it: remembered with the model's class count. */
+typedef struct {
+    int valid;
+    char data_path[JOB_PATH_MAX];
+    char data_split[JOB_NAME_MAX];
+    int64_t row_start, n_rows;
+    int block_rows;
+    int64_t label_classes; /* labels checked against this class count; -1: not checked */
+    char data_sha[65];
+} run_digest_memo;
+
 /* --------------------------------------------------- a run, on every rank
  *
  * run.c drives it: prepare (job, data, model, baselines, plan), digest (data
@@ -138,6 +152,7 @@ typedef struct {
     char started_at[32];
     int fresh;               /* --fresh: discard shards of this output */
     int sweep_point;         /* a point of a sweep (sweep.c owns the stop file) */
+    run_digest_memo *digest_memo; /* a sweep's (sweep.c), or NULL */
     /* provenance and resume */
     char data_sha[65];
     char *plan_text;         /* "key = value" lines that decide the results */
@@ -282,15 +297,20 @@ int cmd_topk(int argc, char **argv);             /* inspect.c */
 int cmd_merge(int argc, char **argv);            /* sweep.c */
 
 /* Shared CLI helpers. */
+#define CLI_MAX_SETS 256 /* --set options on a command line */
 typedef struct {
     const char *job_path;
     const char *out_path; /* -o */
-    const char *sets[256];
+    /* the user's --set options (at most CLI_MAX_SETS), then a sweep
+     * point's sets and its stop file (sweep.c) */
+    const char *sets[CLI_MAX_SETS + JOB_SWEEP_MAX_KEYS + 1];
     int n_sets;
     int dry_run;
     int fresh;
     int help;
-    const char *points; /* --points SPEC (sweeps): I, I:J or I/N */
+    const char *points;   /* --points SPEC (sweeps): I, I:J or I/N */
+    const char *job_text; /* the job file's text when already read (a sweep
+                             reads it once for all points), else NULL */
 } cli_job_args;
 
 /* Parse "JOB.yaml [-o OUT] [--set k=v]... [--dry-run] [--fresh] [--help]". Returns 0
@@ -300,16 +320,41 @@ int cli_parse_job_args(int argc, char **argv, int allow_out, cli_job_args *a,
 /* Print an error the way users see it: "attrib: error: ..." on stderr. */
 void cli_error(const at_err *err);
 
+/* The text of a job and its overrides, on every rank. */
+typedef struct {
+    char *text; /* the job file's text */
+    /* a's --set options, then -o OUT as output.path=OUT (applied last) */
+    const char *sets[sizeof((cli_job_args *)0)->sets / sizeof(const char *) + 1];
+    int n_sets;
+    char *out_set; /* "output.path=OUT" */
+} run_job_input;
+/* a->job_text, or a's job file read by rank 0, broadcast; and a's
+ * overrides. 0 or the agreed error code (nothing to free then).
+ * Collective. Release with run_job_input_free. */
+int run_job_input_load(run_ctx *c, const cli_job_args *a, run_job_input *in, at_err *err);
+void run_job_input_free(run_job_input *in);
+
+/* The context of a command on MPI_COMM_WORLD (after MPI_Init): comm, rank,
+ * size, the log's rank, the start time and rank 0's started_at. Collective. */
+void run_ctx_start(run_ctx *c);
+
 /* One run of a job (no sweep), on every rank: c has comm, rank, size,
  * t_start, started_at and fresh set. run_job_prepare reads and checks the
- * job (a's file, --set and -o), opens its inputs, builds the plan, digests
- * the rows and sets the plan hash (influence jobs: up to the job only);
- * run_job_compute resumes, computes, assembles and prints the summary
- * (returns AT_EXIT_RESUMABLE on a stop). Collective; codes agreed.
- * run_ctx_free releases what they filled (comm, rank and size stay). */
+ * job (a's text or file, --set and -o), opens its inputs, builds the plan,
+ * digests the rows and sets the plan hash (influence jobs: up to the job
+ * only); run_job_compute resumes, computes, assembles and prints the
+ * summary (returns AT_EXIT_RESUMABLE on a stop). Collective; codes agreed.
+ * run_ctx_free releases what they filled. */
 int run_job_prepare(run_ctx *c, const cli_job_args *a, at_err *err);
 int run_job_compute(run_ctx *c, const cli_job_args *a, at_err *err);
 void run_ctx_free(run_ctx *c);
+
+/* Directories (resume.c). mkdir_p: mkdir -p dir; 0, or AT_EUSER "cannot
+ * create the directory D (why)" (the caller prefixes what it was for).
+ * unlink_entries: unlink the files of dir whose names end with suffix
+ * ("" = all of them); subdirectories are left alone. */
+int mkdir_p(const char *dir, at_err *err);
+void unlink_entries(const char *dir, const char *suffix);
 
 /* Memory per rank of the plan (plan.c; docs/jobs.md "Memory per rank"):
  * bytes by purpose and the estimated peak. */
@@ -328,9 +373,11 @@ void plan_totals(const plan *p, double *passes, double *out_bytes);
 /* ---- sweeps (sweep.c; job.h explains points) ---- */
 
 /* Rank 0 reads a's job file; every rank expands its sweep with a's --set
- * and -o (job_sweep_parse). sw->n_points = 0 without a sweep. Collective;
- * errors agreed and printed. */
-int sweep_load(run_ctx *c, const cli_job_args *a, job_sweep *sw, at_err *err);
+ * and -o (job_sweep_parse). sw->n_points = 0 without a sweep. *text: the
+ * job's text on every rank, read once for all points (set a->job_text);
+ * the caller frees it, also on failure. Collective; errors agreed and
+ * printed. */
+int sweep_load(run_ctx *c, const cli_job_args *a, job_sweep *sw, char **text, at_err *err);
 /* `attrib run|validate` of a sweep: validate or --dry-run print every
  * point's plan line and totals; run computes the points that --points
  * selects (all by default) into OUTPUT.sweep/NNNN.h5, skipping complete

@@ -121,25 +121,6 @@ static double robust_max(const float *s, int64_t n) {
     return m > 0 ? m : 1.0;
 }
 
-int render_mkdirs(const char *dir, at_err *err) {
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf)
-        return at_err_set(err, AT_EUSER, "the path %.64s... is too long", dir);
-    for (char *p = buf + 1;; p++) {
-        if (*p == '/' || *p == '\0') {
-            char ch = *p;
-            *p = '\0';
-            struct stat st;
-            if (stat(buf, &st) != 0 && mkdir(buf, 0777) != 0 && errno != EEXIST)
-                return at_err_set(err, AT_EUSER, "cannot create the directory %s (%s)", buf,
-                                  strerror(errno));
-            if (!ch) break;
-            *p = ch;
-        }
-    }
-    return 0;
-}
-
 /* Write the canvas to path via path.tmp (its directory created first) and
  * rename. */
 static int png_write(const canvas *c, const char *path, at_err *err) {
@@ -147,7 +128,7 @@ static int png_write(const canvas *c, const char *path, at_err *err) {
     if (slash && slash != path) {
         char dir[4096];
         snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-        if (render_mkdirs(dir, err)) return at_err_prefix(err, "cannot write the picture %s: ", path);
+        if (mkdir_p(dir, err)) return at_err_prefix(err, "cannot write the picture %s: ", path);
     }
     size_t n = strlen(path) + 5;
     char *tmp = at_malloc(n, "render tmp");

@@ -77,7 +77,4 @@ int render_samples(const render_opts *o, int64_t n, const char *cmd, const char 
  * (33, 102, 172) at -1 and red (178, 24, 43) at +1; |t| > 1 clipped. */
 void render_cmap_rgb(double t, uint8_t rgb[3]);
 
-/* mkdir -p dir: 0, or AT_EUSER naming the directory that could not be made. */
-int render_mkdirs(const char *dir, at_err *err);
-
 #endif

@@ -465,7 +465,7 @@ static int make_dir(const char *dir, int *created, at_err *err) {
             return at_err_set(err, AT_EUSER, "report: -o %s: the directory is not writable", dir);
         return 0;
     }
-    if (render_mkdirs(dir, err)) return at_err_prefix(err, "report: -o %s: ", dir);
+    if (mkdir_p(dir, err)) return at_err_prefix(err, "report: -o %s: ", dir);
     *created = 1;
     return 0;
 }

@@ -184,9 +184,7 @@ static int ends_with(const char *s, const char *suf) {
     return n >= k && !strcmp(s + n - k, suf);
 }
 
-/* Unlink the files of a flat directory whose names end with suffix ("" =
- * all of them). */
-static void unlink_entries(const char *dir, const char *suffix) {
+void unlink_entries(const char *dir, const char *suffix) {
     DIR *d = opendir(dir);
     if (!d) return;
     struct dirent *e;
@@ -195,6 +193,8 @@ static void unlink_entries(const char *dir, const char *suffix) {
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
         if (!ends_with(e->d_name, suffix)) continue;
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode)) continue;
         unlink(path);
     }
     closedir(d);
@@ -336,24 +336,24 @@ void shard_scan_free(shard_scan *s) {
 
 /* ------------------------------------------------------ before running */
 
-static int mkdir_p(const char *dir, const char *what, at_err *err) {
-    char buf[JOB_PATH_MAX + 32];
-    snprintf(buf, sizeof buf, "%s", dir);
-    for (char *q = buf + 1; *q; q++) {
-        if (*q != '/') continue;
+int mkdir_p(const char *dir, at_err *err) {
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf)
+        return at_err_set(err, AT_EUSER, "the path %.64s... is too long", dir);
+    for (char *q = buf + 1;; q++) {
+        if (*q != '/' && *q != '\0') continue;
+        char ch = *q;
         *q = '\0';
+        struct stat st;
         if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-            return at_err_set(err, AT_EUSER, "%s: cannot create directory %s: %s", what, buf,
+            return at_err_set(err, AT_EUSER, "cannot create the directory %s (%s)", buf,
                               strerror(errno));
-        *q = '/';
+        if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
+            return at_err_set(err, AT_EUSER,
+                              "cannot create the directory %s (a file is in the way)", buf);
+        if (!ch) break;
+        *q = ch;
     }
-    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-        return at_err_set(err, AT_EUSER, "%s: cannot create directory %s: %s", what, buf,
-                          strerror(errno));
-    struct stat st;
-    if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
-        return at_err_set(err, AT_EUSER, "%s: cannot create directory %s: a file is in the way",
-                          what, buf);
     return 0;
 }
 
@@ -441,7 +441,7 @@ static int decide(run_ctx *c, int *complete, at_err *err) {
     /* 3. the directory and its plan */
     char what[JOB_PATH_MAX + 16];
     snprintf(what, sizeof what, "output %s", j->output_path);
-    if (mkdir_p(c->shard_dir, what, err)) return err->code;
+    if (mkdir_p(c->shard_dir, err)) return at_err_prefix(err, "%s: ", what);
     if (access(plan_path, F_OK) != 0 && h5_shard_write_text(plan_path, c->plan_text, err)) {
         at_err_set(err, AT_EUSER, "output %s: cannot create %s", j->output_path, plan_path);
         return err->code;

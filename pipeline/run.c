@@ -37,6 +37,49 @@ static void bcast_string(run_ctx *c, char **s) {
     if (n) MPI_Bcast(*s, (int)n, MPI_CHAR, 0, c->comm);
 }
 
+int run_job_input_load(run_ctx *c, const cli_job_args *a, run_job_input *in, at_err *err) {
+    memset(in, 0, sizeof *in);
+    if (a->job_text) {
+        in->text = at_strdup(a->job_text, "job text");
+    } else {
+        if (c->rank == 0) job_read_file(a->job_path, &in->text, err);
+        int rc = run_agree(c, err);
+        if (rc) {
+            free(in->text);
+            in->text = NULL;
+            return rc;
+        }
+        bcast_string(c, &in->text);
+    }
+    AT_CHECK(a->n_sets >= 0 && (size_t)a->n_sets < sizeof in->sets / sizeof in->sets[0]);
+    in->n_sets = a->n_sets;
+    memcpy(in->sets, a->sets, (size_t)a->n_sets * sizeof *in->sets);
+    if (a->out_path) {
+        size_t len = strlen(a->out_path) + 16;
+        in->out_set = at_malloc(len, "-o override");
+        snprintf(in->out_set, len, "output.path=%s", a->out_path);
+        in->sets[in->n_sets++] = in->out_set;
+    }
+    return 0;
+}
+
+void run_job_input_free(run_job_input *in) {
+    free(in->text);
+    free(in->out_set);
+    memset(in, 0, sizeof *in);
+}
+
+void run_ctx_start(run_ctx *c) {
+    memset(c, 0, sizeof *c);
+    c->comm = MPI_COMM_WORLD;
+    MPI_Comm_rank(c->comm, &c->rank);
+    MPI_Comm_size(c->comm, &c->size);
+    at_log_set_rank(c->rank);
+    c->t_start = at_now();
+    run_iso_now(c->started_at, sizeof c->started_at);
+    MPI_Bcast(c->started_at, sizeof c->started_at, MPI_CHAR, 0, c->comm);
+}
+
 /* ------------------------------------------------------------ stage 1, 2 */
 
 /* Everything that can be checked before computing. Collective. */
@@ -137,24 +180,10 @@ int run_open_inputs(run_ctx *c, at_err *err) {
 }
 
 static int prepare(run_ctx *c, const cli_job_args *a, at_err *err) {
-    char *text = NULL;
-    if (c->rank == 0) job_read_file(a->job_path, &text, err);
-    if (run_agree(c, err)) return AT_EUSER;
-    bcast_string(c, &text);
-    /* -o OUT is one more override, output.path=OUT, applied last. */
-    const char *sets[258];
-    int n_sets = a->n_sets;
-    memcpy(sets, a->sets, (size_t)n_sets * sizeof *sets);
-    char *out_set = NULL;
-    if (a->out_path) {
-        size_t len = strlen(a->out_path) + 16;
-        out_set = at_malloc(len, "-o override");
-        snprintf(out_set, len, "output.path=%s", a->out_path);
-        sets[n_sets++] = out_set;
-    }
-    job_parse(text, a->job_path, sets, n_sets, JOB_PURPOSE_RUN, &c->j, err);
-    free(text);
-    free(out_set);
+    run_job_input in;
+    if (run_job_input_load(c, a, &in, err)) return AT_EUSER;
+    job_parse(in.text, a->job_path, in.sets, in.n_sets, JOB_PURPOSE_RUN, &c->j, err);
+    run_job_input_free(&in);
     int rc = run_agree(c, err);
     if (rc) return rc;
     job *j = &c->j;
@@ -218,7 +247,7 @@ static int prepare(run_ctx *c, const cli_job_args *a, at_err *err) {
     return 0;
 }
 
-static void ctx_free(run_ctx *c) {
+void run_ctx_free(run_ctx *c) {
     if (c->rd) h5_reader_close(c->rd);
     eng_model_free(&c->model);
     for (int m = 0; m < JOB_MAX_METHODS; m++) {
@@ -286,6 +315,36 @@ static int digest(run_ctx *c, at_err *err) {
     return rc;
 }
 
+/* Any method that explains the label (digest checks the labels then). */
+static int labels_checked(const run_ctx *c) {
+    for (int m = 0; m < c->j.n_methods; m++)
+        if (c->j.methods[m].target == JOB_TARGET_LABEL) return 1;
+    return 0;
+}
+
+/* Does the sweep's memo hold this run's digest: the same rows in the same
+ * blocks and, when labels are checked, against the same class count? */
+static int digest_remembered(const run_ctx *c) {
+    const run_digest_memo *m = c->digest_memo;
+    return m && m->valid && !strcmp(m->data_path, c->j.data_path) &&
+           !strcmp(m->data_split, c->j.data_split) && m->row_start == c->row_start &&
+           m->n_rows == c->n_rows && m->block_rows == c->p.block_rows &&
+           (!labels_checked(c) || m->label_classes == c->p.n_classes);
+}
+
+static void digest_remember(const run_ctx *c) {
+    run_digest_memo *m = c->digest_memo;
+    if (!m) return;
+    m->valid = 1;
+    snprintf(m->data_path, sizeof m->data_path, "%s", c->j.data_path);
+    snprintf(m->data_split, sizeof m->data_split, "%s", c->j.data_split);
+    m->row_start = c->row_start;
+    m->n_rows = c->n_rows;
+    m->block_rows = c->p.block_rows;
+    m->label_classes = labels_checked(c) ? c->p.n_classes : -1;
+    memcpy(m->data_sha, c->data_sha, sizeof m->data_sha);
+}
+
 /* ------------------------------------------------------------- commands */
 
 static void print_summary(run_ctx *c, const work_stats *ws, const assemble_stats *as) {
@@ -331,7 +390,12 @@ int run_job_prepare(run_ctx *c, const cli_job_args *a, at_err *err) {
     if ((rc = prepare(c, a, err))) return rc;
     eng_set_threads(c->j.blas_threads);
     if (c->j.n_influence) return 0;
-    if ((rc = digest(c, err))) return rc;
+    if (digest_remembered(c)) {
+        memcpy(c->data_sha, c->digest_memo->data_sha, sizeof c->data_sha);
+    } else {
+        if ((rc = digest(c, err))) return rc;
+        digest_remember(c);
+    }
     resume_plan_text(c);
     return 0;
 }
@@ -385,16 +449,6 @@ int run_job_compute(run_ctx *c, const cli_job_args *a, at_err *err) {
     return 0;
 }
 
-void run_ctx_free(run_ctx *c) {
-    ctx_free(c);
-    MPI_Comm comm = c->comm;
-    int rank = c->rank, size = c->size;
-    memset(c, 0, sizeof *c);
-    c->comm = comm;
-    c->rank = rank;
-    c->size = size;
-}
-
 static const char *RUN_HELP =
     "usage: attrib run JOB.yaml [-o OUT.h5] [--set section.key=value]... [--dry-run] [--fresh]\n"
     "Runs the job's methods (feature attribution, docs/methods.md) or its influence\n"
@@ -427,16 +481,10 @@ static const char *VALIDATE_HELP =
 static int run_main(int argc, char **argv, int validate_only) {
     MPI_Init(NULL, NULL);
     run_ctx c;
-    memset(&c, 0, sizeof c);
-    c.comm = MPI_COMM_WORLD;
-    MPI_Comm_rank(c.comm, &c.rank);
-    MPI_Comm_size(c.comm, &c.size);
-    at_log_set_rank(c.rank);
-    c.t_start = at_now();
-    run_iso_now(c.started_at, sizeof c.started_at);
-    MPI_Bcast(c.started_at, sizeof c.started_at, MPI_CHAR, 0, c.comm);
+    run_ctx_start(&c);
     at_err err = {0};
     cli_job_args a;
+    char *job_text = NULL;
     int rc = 0;
     if (cli_parse_job_args(argc, argv, !validate_only, &a, &err)) {
         if (c.rank == 0) cli_error(&err);
@@ -464,7 +512,8 @@ static int run_main(int argc, char **argv, int validate_only) {
      * actions, nothing is written yet). */
     if (!validate_only && !a.dry_run) stop_install_handlers();
     job_sweep sw;
-    if ((rc = sweep_load(&c, &a, &sw, &err))) goto out;
+    if ((rc = sweep_load(&c, &a, &sw, &job_text, &err))) goto out;
+    a.job_text = job_text; /* read once: every point, or the run, parses this text */
     if (sw.n_points) {
         rc = sweep_main(&c, &a, &sw, validate_only, &err);
         job_sweep_free(&sw);
@@ -494,7 +543,8 @@ static int run_main(int argc, char **argv, int validate_only) {
     }
     rc = run_job_compute(&c, &a, &err);
 out:
-    ctx_free(&c);
+    run_ctx_free(&c);
+    free(job_text);
     MPI_Finalize();
     return rc;
 }

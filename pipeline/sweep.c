@@ -12,15 +12,15 @@
  * whose results are already in OUTPUT (a finished sweep, with the same plan
  * hash) is taken from there, so rerunning a finished sweep computes nothing.
  * --points runs a slice (a SLURM array task) and merges only when the slice
- * is every point; `attrib merge` merges the slices.
+ * is every point; `attrib merge` merges the slices. The job file is read
+ * once (cli_job_args.job_text) and the rows are digested once for all the
+ * points that read the same rows (run_digest_memo).
  */
 #define _POSIX_C_SOURCE 200809L
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "h5shard.h"
@@ -35,57 +35,26 @@ typedef struct {
     char stop[JOB_PATH_MAX + 16]; /* run.stop_file or OUTPUT.stop */
     int stop_given;               /* run.stop_file was set */
     int keep, overwrite;          /* output.keep_shards, output.overwrite */
+    double max_wall_time;         /* run.max_wall_time, 0 = none */
     char *job_yaml;               /* point 0's effective job + the sweep */
     char *stop_set;               /* "run.stop_file=..." for the points */
     const char *job_file;         /* the job file's path */
+    run_digest_memo *digest;      /* the rows' digest, shared by the points */
 } sweep_ctx;
 
 /* Status of a point. */
 enum { PT_MISSING = 0, PT_STALE, PT_IN_FILE, PT_IN_OUT };
 
-static void bcast_text(run_ctx *c, char **s) {
-    long n = c->rank == 0 && *s ? (long)strlen(*s) + 1 : 0;
-    MPI_Bcast(&n, 1, MPI_LONG, 0, c->comm);
-    if (c->rank != 0) {
-        free(*s);
-        *s = n ? at_malloc((size_t)n, "broadcast text") : NULL;
-    }
-    if (n) MPI_Bcast(*s, (int)n, MPI_CHAR, 0, c->comm);
-}
-
-/* a's --set options and -o as output.path=OUT: the caller frees *out_set. */
-static int base_sets(const cli_job_args *a, const char **sets, char **out_set) {
-    int n = a->n_sets;
-    memcpy(sets, a->sets, (size_t)n * sizeof *sets);
-    *out_set = NULL;
-    if (a->out_path) {
-        size_t len = strlen(a->out_path) + 16;
-        *out_set = at_malloc(len, "-o override");
-        snprintf(*out_set, len, "output.path=%s", a->out_path);
-        sets[n++] = *out_set;
-    }
-    return n;
-}
-
-/* Rank 0 reads the job file, every rank gets its text. Collective. */
-static int read_text(run_ctx *c, const char *path, char **text, at_err *err) {
-    *text = NULL;
-    if (c->rank == 0) job_read_file(path, text, err);
-    int rc = run_agree(c, err);
-    if (!rc) bcast_text(c, text);
-    return rc;
-}
-
-int sweep_load(run_ctx *c, const cli_job_args *a, job_sweep *sw, at_err *err) {
+int sweep_load(run_ctx *c, const cli_job_args *a, job_sweep *sw, char **text, at_err *err) {
     memset(sw, 0, sizeof *sw);
-    char *text = NULL, *out_set = NULL;
-    int rc = read_text(c, a->job_path, &text, err);
+    *text = NULL;
+    run_job_input in;
+    int rc = run_job_input_load(c, a, &in, err);
     if (rc) return rc;
-    const char *sets[260];
-    int n = base_sets(a, sets, &out_set);
-    job_sweep_parse(text, a->job_path, sets, n, sw, err);
-    free(text);
-    free(out_set);
+    job_sweep_parse(in.text, a->job_path, in.sets, in.n_sets, sw, err);
+    *text = in.text;
+    in.text = NULL;
+    run_job_input_free(&in);
     return run_agree(c, err);
 }
 
@@ -96,16 +65,14 @@ static int ctx_init(run_ctx *c, const cli_job_args *a, const job_sweep *sw, swee
     memset(s, 0, sizeof *s);
     s->sw = sw;
     s->job_file = a->job_path;
-    char *text = NULL, *out_set = NULL;
-    int rc = read_text(c, a->job_path, &text, err);
+    run_job_input in;
+    int rc = run_job_input_load(c, a, &in, err);
     if (rc) return rc;
-    const char *sets[260 + JOB_SWEEP_MAX_KEYS];
-    int n = base_sets(a, sets, &out_set);
-    for (int k = 0; k < sw->n_keys; k++) sets[n++] = sw->sets[k];
+    AT_CHECK((size_t)(in.n_sets + sw->n_keys) <= sizeof in.sets / sizeof in.sets[0]);
+    for (int k = 0; k < sw->n_keys; k++) in.sets[in.n_sets++] = sw->sets[k];
     job *j = at_malloc(sizeof *j, "sweep job");
-    job_parse(text, a->job_path, sets, n, JOB_PURPOSE_RUN, j, err);
-    free(text);
-    free(out_set);
+    job_parse(in.text, a->job_path, in.sets, in.n_sets, JOB_PURPOSE_RUN, j, err);
+    run_job_input_free(&in);
     if ((rc = run_agree(c, err))) {
         free(j);
         return rc;
@@ -119,6 +86,8 @@ static int ctx_init(run_ctx *c, const cli_job_args *a, const job_sweep *sw, swee
         snprintf(s->stop, sizeof s->stop, "%s.stop", j->output_path);
     s->keep = j->keep_shards;
     s->overwrite = j->overwrite;
+    s->max_wall_time = j->max_wall_time;
+    s->digest = at_calloc(1, sizeof *s->digest, "sweep digest");
     char *y = job_emit_yaml(j), *sy = job_sweep_emit_yaml(sw);
     size_t len = strlen(y) + strlen(sy) + 1;
     s->job_yaml = at_malloc(len, "sweep job text");
@@ -133,6 +102,7 @@ static int ctx_init(run_ctx *c, const cli_job_args *a, const job_sweep *sw, swee
 }
 
 static void ctx_release(sweep_ctx *s) {
+    free(s->digest);
     free(s->job_yaml);
     free(s->stop_set);
 }
@@ -148,6 +118,7 @@ static void point_file(const sweep_ctx *s, int p, char *out, size_t cap) {
 static void point_args(const cli_job_args *a, const sweep_ctx *s, int p, cli_job_args *pa,
                        char **owned) {
     *pa = *a;
+    AT_CHECK((size_t)(pa->n_sets + s->sw->n_keys + 1) <= sizeof pa->sets / sizeof pa->sets[0]);
     for (int k = 0; k < s->sw->n_keys; k++)
         pa->sets[pa->n_sets++] = s->sw->sets[(size_t)p * s->sw->n_keys + k];
     if (!s->stop_given) pa->sets[pa->n_sets++] = s->stop_set;
@@ -179,7 +150,9 @@ static int point_status(const sweep_ctx *s, int p, const char *plan_hash) {
     if (rc == 0) st = !strcmp(h, plan_hash) ? PT_IN_FILE : PT_STALE;
     free(h);
     h = NULL;
-    if (st != PT_IN_FILE && h5_sweep_point_attr(s->out, s->sw->name[p], "plan_hash", &h) == 0 &&
+    char gp[JOB_SWEEP_NAME_MAX + 16];
+    snprintf(gp, sizeof gp, "/points/%s", s->sw->name[p]);
+    if (st != PT_IN_FILE && h5_file_obj_attr(s->out, gp, "plan_hash", &h) == 0 &&
         !strcmp(h, plan_hash))
         st = PT_IN_OUT;
     free(h);
@@ -199,7 +172,6 @@ static int parse_points(const char *spec, int n, uint8_t *sel, at_err *err) {
     if (*spec >= '0' && *spec <= '9') i = strtol(spec, &end, 10);
     if (i < 0 || errno) goto bad;
     if (*end == '\0') {
-        j = i + 1;
         if (i >= n) goto range;
         sel[i] = 1;
         return 0;
@@ -231,40 +203,19 @@ bad:
                       spec);
 }
 
-/* mkdir -p dir. 0 or -1 (errno set). */
-static int mkdir_p(const char *dir) {
-    char p[JOB_PATH_MAX + 16];
-    snprintf(p, sizeof p, "%s", dir);
-    for (char *q = p + 1; *q; q++) {
-        if (*q != '/') continue;
-        *q = '\0';
-        if (mkdir(p, 0777) != 0 && errno != EEXIST) return -1;
-        *q = '/';
-    }
-    return mkdir(p, 0777) != 0 && errno != EEXIST ? -1 : 0;
-}
-
 /* Remove OUTPUT.sweep/ (its files; subdirectories are shard directories a
  * point kept, left with a message). Rank 0. */
 static void remove_dir(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    char path[JOB_PATH_MAX + 300];
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        struct stat st;
-        if (stat(path, &st) == 0 && !S_ISDIR(st.st_mode)) unlink(path);
-    }
-    closedir(d);
-    if (rmdir(dir) != 0) AT_WARN("kept %s/: it still holds directories", dir);
+    unlink_entries(dir, "");
+    if (rmdir(dir) != 0 && errno != ENOENT) AT_WARN("kept %s/: it still holds directories", dir);
 }
 
-/* Is OUTPUT a sweep file of this job file (an earlier state of the same
- * sweep, which a merge may replace without output.overwrite)? Rank 0. */
-static int same_job(const sweep_ctx *s, const run_ctx *c) {
-    (void)c;
+/* May the sweep write OUTPUT? Yes when it does not exist, with
+ * output.overwrite, or when it is a sweep file of this job file (an earlier
+ * state of the same sweep). Checked before the first point and again at the
+ * merge. Rank 0. */
+static int out_replaceable(const sweep_ctx *s) {
+    if (s->overwrite || access(s->out, F_OK) != 0) return 1;
     char *content = NULL, *jf = NULL;
     int same = h5_file_root_attr(s->out, "content", &content) == 0 && !strcmp(content, "sweep") &&
                h5_file_root_attr(s->out, "job_file", &jf) == 0 && !strcmp(jf, s->job_file);
@@ -295,7 +246,7 @@ static int merge(run_ctx *c, const sweep_ctx *s, const uint8_t *st, char (*hash)
         if (have == 0 && !strcmp(old, plan_hash)) {
             printf("%s already holds this sweep's results (plan %.12s...); nothing to do.\n",
                    s->out, plan_hash);
-        } else if (access(s->out, F_OK) == 0 && !s->overwrite && !same_job(s, c)) {
+        } else if (!out_replaceable(s)) {
             rc = at_err_set(err, AT_EUSER,
                             "%s exists and holds other results (plan_hash %.12s...); the "
                             "points are kept in %s/: set output.overwrite: true (or --set "
@@ -303,32 +254,21 @@ static int merge(run_ctx *c, const sweep_ctx *s, const uint8_t *st, char (*hash)
                             "output.path",
                             s->out, old ? old : "none", s->dir);
         } else {
+            /* points already in OUTPUT are copied from it: h5_sweep_write
+             * reads its sources read-only and renames the new file over it
+             * only when it is complete */
             h5_sweep_point *pts = at_calloc((size_t)sw->n_points, sizeof *pts, "sweep points");
             char(*files)[JOB_PATH_MAX + 32] =
                 at_malloc((size_t)sw->n_points * sizeof *files, "point files");
-            char(*objs)[JOB_NAME_MAX * 20] =
-                at_malloc((size_t)sw->n_points * sizeof *objs, "point groups");
-            char *src_out = NULL;
-            for (int p = 0; p < sw->n_points && !rc; p++) {
+            for (int p = 0; p < sw->n_points; p++) {
                 pts[p].name = sw->name[p];
-                if (st[p] == PT_IN_OUT) {
-                    /* copied from the old sweep file: read it before it is replaced */
-                    if (!src_out) {
-                        size_t n = strlen(s->out) + 16;
-                        src_out = at_malloc(n, "old sweep");
-                        snprintf(src_out, n, "%s.old", s->out);
-                        if (rename(s->out, src_out) != 0)
-                            rc = at_err_set(err, AT_EIO, "%s: cannot rename to %s: %s", s->out,
-                                            src_out, strerror(errno));
-                    }
-                    snprintf(files[p], sizeof files[p], "%s", src_out);
-                    snprintf(objs[p], sizeof objs[p], "/points/%s", sw->name[p]);
+                pts[p].in_sweep_file = st[p] == PT_IN_OUT;
+                if (pts[p].in_sweep_file) {
+                    pts[p].src_file = s->out;
                 } else {
                     point_file(s, p, files[p], sizeof files[p]);
-                    snprintf(objs[p], sizeof objs[p], "/");
+                    pts[p].src_file = files[p];
                 }
-                pts[p].src_file = files[p];
-                pts[p].src_obj = objs[p];
             }
             const char **vals =
                 at_malloc((size_t)sw->n_points * sw->n_keys * sizeof(char *) + 1, "sweep values");
@@ -344,21 +284,13 @@ static int merge(run_ctx *c, const sweep_ctx *s, const uint8_t *st, char (*hash)
                                .keys = (const char *const *)sw->key,
                                .values = vals,
                                .points = pts};
-            if (!rc) rc = h5_sweep_write(s->out, &d, err);
-            if (src_out) {
-                if (rc)
-                    rename(src_out, s->out);
-                else
-                    unlink(src_out);
-            }
+            rc = h5_sweep_write(s->out, &d, err);
             if (!rc) {
                 printf("wrote %s: %d points of the sweep (/points/<name>, index /sweep)\n", s->out,
                        sw->n_points);
                 if (!s->keep) remove_dir(s->dir);
             }
             free(vals);
-            free(src_out);
-            free(objs);
             free(files);
             free(pts);
         }
@@ -373,6 +305,7 @@ static int merge(run_ctx *c, const sweep_ctx *s, const uint8_t *st, char (*hash)
 static int prepare_point(run_ctx *c, const cli_job_args *a, const sweep_ctx *s, int p, run_ctx *pc,
                          cli_job_args *pa, char **owned, at_err *err) {
     point_ctx(c, pc);
+    pc->digest_memo = s->digest;
     point_args(a, s, p, pa, owned);
     int rc = run_job_prepare(pc, pa, err);
     if (rc && c->rank == 0)
@@ -439,11 +372,21 @@ static int sweep_describe(run_ctx *c, const cli_job_args *a, const sweep_ctx *s,
     return 0;
 }
 
-/* The stop file or a signal, agreed. */
-static int stop_requested(run_ctx *c, const sweep_ctx *s) {
-    int stop = c->rank == 0 && (stop_signal_received() || access(s->stop, F_OK) == 0);
-    MPI_Bcast(&stop, 1, MPI_INT, 0, c->comm);
-    return stop;
+/* Stop before the next point? A signal, the stop file, or
+ * run.max_wall_time passed (counted from the sweep's start): rank 0
+ * decides, every rank gets the reason. */
+static stop_reason stop_requested(run_ctx *c, const sweep_ctx *s) {
+    int r = STOP_NONE;
+    if (c->rank == 0) {
+        if (stop_signal_received())
+            r = STOP_SIGNAL;
+        else if (access(s->stop, F_OK) == 0)
+            r = STOP_FILE;
+        else if (s->max_wall_time > 0 && at_now() - c->t_start >= s->max_wall_time)
+            r = STOP_WALL_TIME;
+    }
+    MPI_Bcast(&r, 1, MPI_INT, 0, c->comm);
+    return (stop_reason)r;
 }
 
 int sweep_main(run_ctx *c, const cli_job_args *a, const job_sweep *sw, int validate_only,
@@ -463,15 +406,12 @@ int sweep_main(run_ctx *c, const cli_job_args *a, const job_sweep *sw, int valid
         goto done;
     }
     if (c->rank == 0) {
-        char *content = NULL;
-        if (!s.overwrite && access(s.out, F_OK) == 0 &&
-            (h5_file_root_attr(s.out, "content", &content) != 0 || strcmp(content, "sweep")))
+        if (!out_replaceable(&s))
             at_err_set(err, AT_EUSER,
-                       "%s exists and is not a sweep's results; set output.overwrite: true "
-                       "(or --set output.overwrite=true) to replace it when the sweep "
-                       "finishes, or choose another output.path",
+                       "%s exists and is not this job file's sweep results; set "
+                       "output.overwrite: true (or --set output.overwrite=true) to replace it "
+                       "when the sweep finishes, or choose another output.path",
                        s.out);
-        free(content);
         if (!err->code && access(s.stop, F_OK) == 0) {
             AT_INFO("removing the stop file %s left from an earlier run", s.stop);
             unlink(s.stop);
@@ -482,13 +422,14 @@ int sweep_main(run_ctx *c, const cli_job_args *a, const job_sweep *sw, int valid
     for (int p = 0; p < n; p++) n_sel += sel[p];
     for (int p = 0; p < n && !rc; p++) {
         if (!sel[p]) continue;
-        if (stop_requested(c, &s)) {
+        stop_reason why = stop_requested(c, &s);
+        if (why != STOP_NONE) {
             if (c->rank == 0) {
                 fprintf(stderr,
                         "attrib: stopped early: %s. %d of %d selected sweep points "
                         "are done and kept in %s/; rerun the same command to resume (exit %d).\n",
-                        stop_signal_received() ? "a signal" : "the stop file appeared", n_run,
-                        n_sel, s.dir, AT_EXIT_RESUMABLE);
+                        why == STOP_SIGNAL ? "a signal" : stop_reason_text(why), n_run, n_sel,
+                        s.dir, AT_EXIT_RESUMABLE);
                 fflush(stderr);
             }
             rc = AT_EXIT_RESUMABLE;
@@ -513,9 +454,7 @@ int sweep_main(run_ctx *c, const cli_job_args *a, const job_sweep *sw, int valid
             } else {
                 /* the directory appears with the first point computed, so a
                  * sweep refused before that leaves nothing behind */
-                if (c->rank == 0 && mkdir_p(s.dir) != 0)
-                    at_err_set(err, AT_EIO, "%s: cannot create directory %s: %s", s.out, s.dir,
-                               strerror(errno));
+                if (c->rank == 0 && mkdir_p(s.dir, err)) at_err_prefix(err, "%s: ", s.out);
                 /* a point file of an earlier state of the sweep is ours to
                  * replace (a plain run would ask for output.overwrite) */
                 if (c->rank == 0 && status == PT_STALE && !err->code) {
@@ -565,15 +504,10 @@ static const char *MERGE_HELP =
 int cmd_merge(int argc, char **argv) {
     MPI_Init(NULL, NULL);
     run_ctx c;
-    memset(&c, 0, sizeof c);
-    c.comm = MPI_COMM_WORLD;
-    MPI_Comm_rank(c.comm, &c.rank);
-    MPI_Comm_size(c.comm, &c.size);
-    at_log_set_rank(c.rank);
-    c.t_start = at_now();
-    run_iso_now(c.started_at, sizeof c.started_at);
+    run_ctx_start(&c);
     at_err err = {0};
     cli_job_args a;
+    char *job_text = NULL;
     int rc = 0;
     if (cli_parse_job_args(argc, argv, 1, &a, &err) == 0 && (a.dry_run || a.fresh || a.points))
         at_err_set(&err, AT_EUSER, "merge takes JOB.yaml, -o and --set only (see --help)");
@@ -589,7 +523,8 @@ int cmd_merge(int argc, char **argv) {
     }
     eng_set_threads(1);
     job_sweep sw;
-    if ((rc = sweep_load(&c, &a, &sw, &err))) goto out;
+    if ((rc = sweep_load(&c, &a, &sw, &job_text, &err))) goto out;
+    a.job_text = job_text;
     if (!sw.n_points) {
         at_err_set(&err, AT_EUSER, "%s: no sweep: section; merge combines a sweep's points",
                    a.job_path);
@@ -641,6 +576,7 @@ int cmd_merge(int argc, char **argv) {
 out_sw:
     job_sweep_free(&sw);
 out:
+    free(job_text);
     MPI_Finalize();
     return rc;
 }
