@@ -238,7 +238,7 @@ static int write_results(run_ctx *c, const char *tmp_path, method_out *mo,
     MPI_Bcast(finished, sizeof finished, MPI_CHAR, 0, c->comm);
     double t[2] = {ws->compute_s, st->fold_s}, tmax[2];
     MPI_Allreduce(t, tmax, 2, MPI_DOUBLE, MPI_MAX, c->comm);
-    double elapsed = at_now() - c->t_start;
+    double elapsed = at_now() - c->t_run;
     MPI_Bcast(&elapsed, 1, MPI_DOUBLE, 0, c->comm);
     double *units = at_malloc((size_t)c->size * sizeof(double), "units per rank");
     double mine = (double)ws->units_computed;

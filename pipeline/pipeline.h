@@ -148,7 +148,9 @@ typedef struct {
     int32_t *groups[JOB_MAX_METHODS]; /* (D) feature groups, or NULL */
     int n_groups[JOB_MAX_METHODS];
     plan p;
-    double t_start;
+    double t_start;          /* the command's start: run.max_wall_time counts from it */
+    double t_run;            /* this run's start (a sweep point's own; else
+                                t_start): time_total_s and started_at */
     char started_at[32];
     int fresh;               /* --fresh: discard shards of this output */
     int sweep_point;         /* a point of a sweep (sweep.c owns the stop file) */

@@ -75,7 +75,7 @@ void run_ctx_start(run_ctx *c) {
     MPI_Comm_rank(c->comm, &c->rank);
     MPI_Comm_size(c->comm, &c->size);
     at_log_set_rank(c->rank);
-    c->t_start = at_now();
+    c->t_start = c->t_run = at_now();
     run_iso_now(c->started_at, sizeof c->started_at);
     MPI_Bcast(c->started_at, sizeof c->started_at, MPI_CHAR, 0, c->comm);
 }
@@ -381,7 +381,7 @@ static void print_summary(run_ctx *c, const work_stats *ws, const assemble_stats
         printf("  resumed: %lld of %lld units were done by earlier runs\n",
                (long long)c->n_done_before, (long long)p->n_units);
     printf("  %d rank(s), scheduler %s, %.2f s total (compute %.2f s, assemble %.2f s)\n", c->size,
-           job_scheduler_name(c->j.scheduler), at_now() - c->t_start, ws->compute_s,
+           job_scheduler_name(c->j.scheduler), at_now() - c->t_run, ws->compute_s,
            as->fold_s + as->write_s);
 }
 

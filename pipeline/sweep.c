@@ -127,16 +127,19 @@ static void point_args(const cli_job_args *a, const sweep_ctx *s, int p, cli_job
     pa->out_path = *owned;
 }
 
-/* A fresh context for one point, sharing the sweep's clock. */
+/* A fresh context for one point: the sweep's clock for run.max_wall_time,
+ * the point's own for its time_total_s and started_at. Collective. */
 static void point_ctx(const run_ctx *c, run_ctx *pc) {
     memset(pc, 0, sizeof *pc);
     pc->comm = c->comm;
     pc->rank = c->rank;
     pc->size = c->size;
     pc->t_start = c->t_start;
+    pc->t_run = at_now();
     pc->fresh = c->fresh;
     pc->sweep_point = 1;
-    memcpy(pc->started_at, c->started_at, sizeof pc->started_at);
+    run_iso_now(pc->started_at, sizeof pc->started_at);
+    MPI_Bcast(pc->started_at, sizeof pc->started_at, MPI_CHAR, 0, pc->comm);
 }
 
 /* Where a prepared point's results are (rank 0): its own file with this
