@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "summary.h"
+#include "tda_truth.h"
 
 #define SM_BLOCK_ELEMS ((int64_t)1 << 22) /* scores read per block (16 MiB) */
 
@@ -416,66 +417,21 @@ static hid_t open_file(const char *path, at_err *err) {
 
 /* ------------------------------------------------------------ statistics */
 
-typedef struct {
-    float v;
-    int64_t i;
-} rank_item;
-
-static int cmp_rank_item(const void *a, const void *b) {
-    const rank_item *x = a, *y = b;
-    if (x->v < y->v) return -1;
-    if (x->v > y->v) return 1;
-    return (x->i > y->i) - (x->i < y->i);
-}
-
-/* Average ranks (1-based, ties share their mean rank) of x[0..d). */
-static void avg_ranks(const float *x, int64_t d, rank_item *tmp, double *r) {
-    for (int64_t i = 0; i < d; i++) tmp[i] = (rank_item){x[i], i};
-    qsort(tmp, (size_t)d, sizeof *tmp, cmp_rank_item);
-    for (int64_t i = 0; i < d;) {
-        int64_t j = i;
-        while (j + 1 < d && tmp[j + 1].v == tmp[i].v) j++;
-        double rk = 0.5 * (double)(i + j) + 1.0;
-        for (int64_t k = i; k <= j; k++) r[tmp[k].i] = rk;
-        i = j + 1;
-    }
-}
-
-static double pearson(const double *a, const double *b, int64_t d) {
-    double ma = 0, mb = 0;
-    for (int64_t i = 0; i < d; i++) ma += a[i], mb += b[i];
-    ma /= (double)d;
-    mb /= (double)d;
-    double sab = 0, saa = 0, sbb = 0;
-    for (int64_t i = 0; i < d; i++) {
-        double x = a[i] - ma, y = b[i] - mb;
-        sab += x * y;
-        saa += x * x;
-        sbb += y * y;
-    }
-    if (saa <= 0 || sbb <= 0) return NAN;
-    return sab / sqrt(saa * sbb);
-}
-
-/* Sum of the row Spearman correlations of a and b (n rows of d), and the
- * rows that counted (both sides not constant). */
+/* Sum of the row Spearman correlations of a and b (n rows of d; ties get
+ * their average rank, tda_spearman), and the rows that counted (both sides
+ * not constant). */
 static void row_spearman_sum(const float *a, const float *b, int64_t n, int64_t d,
                              double *sum, int64_t *count) {
-    rank_item *tmp = at_malloc((size_t)d * sizeof *tmp, "spearman");
-    double *ra = at_malloc((size_t)d * sizeof *ra, "spearman");
-    double *rb = at_malloc((size_t)d * sizeof *rb, "spearman");
+    double *ra = at_malloc(2 * (size_t)d * sizeof *ra, "spearman"), *rb = ra + d;
     for (int64_t i = 0; i < n; i++) {
-        avg_ranks(a + i * d, d, tmp, ra);
-        avg_ranks(b + i * d, d, tmp, rb);
-        double c = pearson(ra, rb, d);
+        for (int64_t k = 0; k < d; k++) ra[k] = a[i * d + k], rb[k] = b[i * d + k];
+        double c = tda_spearman(ra, rb, d);
         if (!isnan(c)) {
             *sum += c;
             (*count)++;
         }
     }
-    free(tmp);
     free(ra);
-    free(rb);
 }
 
 static double dset_mean(hid_t loc, const char *file, const char *path, at_err *err) {
