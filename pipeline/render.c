@@ -565,7 +565,7 @@ int render_parse_common(int argc, char **argv, int *i, render_opts *o, at_err *e
         return -1;
     }
     const char *v = argv[++*i];
-    long x;
+    long x = 0; /* set by parse_int_opt before any use (gcc -O3 cannot see it) */
     if (strcmp(s, "--samples") == 0) {
         if (parse_samples(v, &o->s0, &o->s1, err)) return -1;
     } else if (strcmp(s, "--cols") == 0) {
