@@ -8,8 +8,10 @@
 #   slices  --points 0/2 and 1/2 + attrib merge = the one-shot sweep (a
 #           stale point file of another plan is computed again); merge
 #           with a point missing exits 2 naming it; a rerun computes nothing
-#   stop    a stop file after the first point: exit 75, points kept, no
-#           OUT; the rerun finishes to the same bytes
+#           with a value added, only the new points run and the file
+#           equals a one-shot sweep of all 6
+#   stop    a stop file after the first point, and run.max_wall_time used
+#           up: exit 75, points kept, no OUT; reruns finish to the same bytes
 #   dryrun  --dry-run lists every point and the totals, done or to do
 set -uo pipefail
 CASE=$1 A=$2 MPI=$3 SRC=$4 DATA=$5 MODEL=$6 W=$7/$1
@@ -73,6 +75,13 @@ slices)
   run 2 run "$J" "${S[@]}" -o sl.h5 >again.log 2>&1 || bad "rerun of a finished sweep"
   grep -q "already holds this sweep" again.log || { cat again.log; bad "rerun recomputed"; }
   [[ $(grep -c "already in sl.h5; nothing to do" again.log) == 4 ]] || bad "rerun did not take 4 points from sl.h5"
+  # one more value of n_steps: the 4 finished points come from sl.h5, only
+  # the 2 new ones are computed, and the file equals a one-shot sweep of 6
+  EXT=(--set "sweep={methods.ig.n_steps: [4, 8, 16], methods.ig.quadrature: [gauss_legendre, riemann_middle]}")
+  run 2 run "$J" "${S[@]}" "${EXT[@]}" -o sl.h5 >ext.log 2>&1 || { cat ext.log; bad "extended sweep exited $?"; }
+  [[ $(grep -c "already in sl.h5; nothing to do" ext.log) == 4 ]] || { cat ext.log; bad "extended sweep did not take 4 points from sl.h5"; }
+  run 1 run "$J" "${S[@]}" "${EXT[@]}" -o ext_ref.h5 >ext_ref.log 2>&1 || bad "one-shot extended sweep"
+  same ext_ref.h5 sl.h5
   ;;
 stop)
   # touch the stop file once point 0 is done: the sweep stops at the next
@@ -90,6 +99,15 @@ stop)
   run 3 run "$J" "${S[@]}" -o st.h5 >st2.log 2>&1 || { cat st2.log; bad "rerun exited $?"; }
   grep -q "removing the stop file" st2.log || bad "the rerun did not remove the stop file"
   same ref.h5 st.h5
+  # run.max_wall_time used up: exit 75 before the sweep is done, finished
+  # points kept, no output; the rerun without the limit gives the same bytes
+  run 2 run "$J" "${S[@]}" --set run.max_wall_time=0.001 -o wt.h5 >wt1.log 2>&1
+  rc=$?
+  [[ $rc == 75 ]] || { cat wt1.log; bad "sweep past max_wall_time exited $rc, expected 75"; }
+  grep -q "max_wall_time" wt1.log || { cat wt1.log; bad "no max_wall_time message"; }
+  [[ ! -e wt.h5 && ! -e wt.h5.sweep/0003.h5 ]] || bad "max_wall_time did not stop the sweep"
+  run 2 run "$J" "${S[@]}" -o wt.h5 >wt2.log 2>&1 || { cat wt2.log; bad "rerun after max_wall_time exited $?"; }
+  same ref.h5 wt.h5
   ;;
 dryrun)
   run 2 run "$J" "${S[@]}" -o dr.h5 --dry-run >dr.log 2>&1 || { cat dr.log; bad "dry-run exited $?"; }
