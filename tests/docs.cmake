@@ -16,7 +16,7 @@ add_test(NAME docs_examples COMMAND ${ATTRIB_PYTHON} ${ATTRIB_SRC_DIR}/tests/che
   --attrib $<TARGET_FILE:attrib> --src ${ATTRIB_SRC_DIR} --scratch ${CMAKE_BINARY_DIR}/docs_scratch
   --data ${DOCS_E2E}/fmnist.h5 --model ${DOCS_E2E}/mlp.h5)
 set_tests_properties(docs_examples PROPERTIES LABELS "docs;repeat" FIXTURES_REQUIRED "fmnist;mlp"
-  ENVIRONMENT "${DOCS_MPI_ENV}" RESOURCE_LOCK cpu TIMEOUT 600)
+  ENVIRONMENT "${DOCS_MPI_ENV}" TIMEOUT 600) # no timing in it: no cpu lock
 
 # The README's h5py / xarray / pandas block against the quick-start results.
 add_test(NAME docs_readme_snippets COMMAND ${ATTRIB_PYTHON}
