@@ -48,14 +48,21 @@ typedef struct {
     unsigned dim;
 } scale_visit;
 
-static herr_t drop_refs_cb(hid_t g, const char *name, const H5L_info_t *info, void *data) {
-    rescale *r = data;
+/* The dataset that link `name` of g names, opened: > 0; 0 when the link
+ * names something else; -1 on an HDF5 failure. The callbacks' common start. */
+static hid_t open_linked_dataset(hid_t g, const char *name, const H5L_info_t *info) {
     if (info->type != H5L_TYPE_HARD) return 0;
     H5O_info_t oi;
     if (H5Oget_info_by_name(g, name, &oi, H5P_DEFAULT) < 0) return -1;
     if (oi.type != H5O_TYPE_DATASET) return 0;
     hid_t d = H5Dopen2(g, name, H5P_DEFAULT);
-    if (d < 0) return -1;
+    return d < 0 ? -1 : d;
+}
+
+static herr_t drop_refs_cb(hid_t g, const char *name, const H5L_info_t *info, void *data) {
+    rescale *r = data;
+    hid_t d = open_linked_dataset(g, name, info);
+    if (d <= 0) return (herr_t)d;
     if (H5Aexists(d, "DIMENSION_LIST") > 0 && H5Adelete(d, "DIMENSION_LIST") < 0) r->failed = 1;
     if (H5Aexists(d, "REFERENCE_LIST") > 0 && H5Adelete(d, "REFERENCE_LIST") < 0) r->failed = 1;
     H5Dclose(d);
@@ -80,12 +87,8 @@ static herr_t attach_cb(hid_t did, unsigned dim, hid_t scale, void *data) {
 
 static herr_t attach_all_cb(hid_t g, const char *name, const H5L_info_t *info, void *data) {
     rescale *r = data;
-    if (info->type != H5L_TYPE_HARD) return 0;
-    H5O_info_t oi;
-    if (H5Oget_info_by_name(g, name, &oi, H5P_DEFAULT) < 0) return -1;
-    if (oi.type != H5O_TYPE_DATASET) return 0;
-    hid_t d = H5Dopen2(g, name, H5P_DEFAULT);
-    if (d < 0) return -1;
+    hid_t d = open_linked_dataset(g, name, info);
+    if (d <= 0) return (herr_t)d;
     int rank = 0;
     if (H5Aexists(d, "DIMENSION_LIST") > 0) {
         hid_t sp = H5Dget_space(d);

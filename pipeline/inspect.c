@@ -98,10 +98,8 @@ static const char *content_name(sm_content c) {
                              : "feature attribution";
 }
 
-static void json_plain(FILE *o, const sm_summary *s) {
-    int first = 1;
-    fputc('{', o);
-    js_key(o, &first, "file");
+/* The "file" object of both JSON forms (a sweep's point is null). */
+static void json_file(FILE *o, const sm_summary *s) {
     fprintf(o, "{\"path\": ");
     js_str(o, s->path);
     fputs(", \"point\": ", o);
@@ -115,6 +113,13 @@ static void json_plain(FILE *o, const sm_summary *s) {
     fputs(", \"content\": ", o);
     js_str(o, content_name(s->content));
     fputc('}', o);
+}
+
+static void json_plain(FILE *o, const sm_summary *s) {
+    int first = 1;
+    fputc('{', o);
+    js_key(o, &first, "file");
+    json_file(o, s);
 
     js_key(o, &first, "job");
     fputs("{\"job_file\": ", o);
@@ -262,15 +267,9 @@ static void json_plain(FILE *o, const sm_summary *s) {
 }
 
 static void json_sweep(FILE *o, const sm_summary *s) {
-    fputs("{\"file\": {\"path\": ", o);
-    js_str(o, s->path);
-    fputs(", \"point\": null, \"format\": ", o);
-    js_str(o, s->format);
-    fputs(", \"format_version\": ", o);
-    js_num(o, (double)s->format_version);
-    fputs(", \"attrib_version\": ", o);
-    js_str(o, s->attrib_version);
-    fputs(", \"content\": \"sweep\"}, \"job\": {\"job_file\": ", o);
+    fputs("{\"file\": ", o);
+    json_file(o, s);
+    fputs(", \"job\": {\"job_file\": ", o);
     js_str(o, s->job_file);
     fputs("}, \"sweep\": {\"keys\": [", o);
     for (int k = 0; k < s->n_keys; k++) {
